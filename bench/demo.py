@@ -1,0 +1,54 @@
+"""Benchmark: a clean `dvc repro` of the default demo, with per-stage wall times and per-round metrics.
+
+Usage: python bench/demo.py [--keep]   (run from the project root, with the venv's bin on PATH)
+It removes data/ (the outputs) first, unless --keep is given, and checks the issue's targets:
+`dvc repro` <= 240 s, round 0 unseen mIoU >= 45, best hIoU >= 75 and >= round 0 hIoU + 10.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", action="store_true", help="keep existing outputs (time only what is stale)")
+    args = parser.parse_args()
+    if not args.keep:
+        shutil.rmtree(ROOT / "data", ignore_errors=True)
+    started = time.perf_counter()
+    stage_starts: list[tuple[str, float]] = []
+    process = subprocess.Popen(["dvc", "repro"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    for line in process.stdout:
+        match = re.match(r"Running stage '([^']+)'", line)
+        if match:
+            stage_starts.append((match.group(1), time.perf_counter()))
+    if process.wait() != 0:
+        sys.exit("dvc repro failed")
+    total = time.perf_counter() - started
+    ends = [start for _, start in stage_starts[1:]] + [started + total]
+    print(f"{'stage':<12} {'seconds':>8}")
+    for (stage, start), end in zip(stage_starts, ends):
+        print(f"{stage:<12} {end - start:8.1f}")
+    print(f"{'dvc repro':<12} {total:8.1f}  (target <= 240)")
+    rounds = sorted((ROOT / "data" / "metrics").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    metrics = {int(path.stem.split("_")[1]): json.loads(path.read_text()) for path in rounds}
+    print(f"\n{'round':<6}" + "".join(f"{key:>12}" for key in ("pixel_acc", "seen_miou", "unseen_miou", "hiou")))
+    for round_index, values in metrics.items():
+        print(f"{round_index:<6}" + "".join(f"{values[key]:12.2f}" for key in
+                                            ("pixel_acc", "seen_miou", "unseen_miou", "hiou")))
+    best = max(values["hiou"] for values in metrics.values())
+    print(f"\nround 0 unseen mIoU {metrics[0]['unseen_miou']:.1f} (target >= 45); best hIoU {best:.1f} "
+          f"(target >= 75); gain over round 0 {best - metrics[0]['hiou']:+.1f} (target >= +10)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def write_folder_dataset(root: Path, class_names, splits: dict, unseen_order=None, suffix=".png") -> Path:
+    """Write a folder-format dataset; ``splits`` maps split -> {id: (image HxWx3, label HxW)}."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(class_names) + "\n")
+    if unseen_order is not None:
+        (root / "unseen.txt").write_text("\n".join(unseen_order) + "\n")
+    for split, items in splits.items():
+        (root / f"{split}.txt").write_text("\n".join(items) + "\n")
+        for image_id, (image, label) in items.items():
+            Image.fromarray(image).save(root / "images" / f"{image_id}{suffix}")
+            Image.fromarray(label, mode="L").save(root / "labels" / f"{image_id}.png")
+    return root
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    """Three classes, two images per split, 32x32."""
+    rng = np.random.default_rng(0)
+    splits = {}
+    for split in ("train", "val"):
+        items = {}
+        for index in range(2):
+            image = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+            label = np.zeros((32, 32), dtype=np.uint8)
+            label[4:12, 4:12] = 1
+            label[20:28, 20:28] = 2
+            label[0, :] = 255
+            items[f"{split}{index}"] = (image, label)
+        splits[split] = items
+    return write_folder_dataset(tmp_path / "dataset", ["background", "cat", "dog"], splits, ["dog"])
+
+
+def tiny_params(**overrides) -> dict:
+    """params.yaml shrunk to a pipeline that runs in seconds; ``overrides`` use dotted keys."""
+    import yaml
+
+    data = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    tiny = {
+        "device": "cpu",
+        "embed.source": "glove",
+        "demo.train_images": 40, "demo.val_images": 8, "demo.image_size": 64,
+        "backbone.epochs": 1, "backbone.batch_size": 8,
+        "features.batch_size": 16,
+        "generator.steps": 15, "generator.samples_per_class": 16, "generator.real_features_per_class": 100,
+        "classifier.epochs": 20, "classifier.generated_per_class": 50,
+        "recursion.rounds": {"1": 0}, "recursion.threshold": 0.3, "recursion.min_count": 1,
+        "recursion.generator_steps": 5, "recursion.per_class_cap": 100,
+        "evaluate.batch_size": 16, "report.grid_images": 2,
+    }
+    tiny.update(overrides)
+    for key, value in tiny.items():
+        node = data
+        *parents, last = key.split(".")
+        for name in parents:
+            node = node[name]
+        node[last] = value
+    return data
+
+
+def write_params(path: Path, data: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

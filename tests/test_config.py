@@ -1,0 +1,70 @@
+"""params.yaml validation names the key, the value and what is allowed."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zsseg.config import ParamsError, load_params, parse_params
+
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
+def with_value(path, value):
+    data = copy.deepcopy(PARAMS)
+    node = data
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return data
+
+
+def test_default_params_are_valid():
+    params = parse_params(PARAMS)
+    assert params.dataset.unseen == 4 and params.embed.source == "minilm"
+    assert params.recursion.all_rounds() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("recursion.threshold", 1.5, "recursion.threshold = 1.5: expected a number in (0, 1]"),
+    ("recursion.threshold", 0, "recursion.threshold = 0.0: expected a number in (0, 1]"),
+    ("generator.steps", 0, "generator.steps = 0: expected an integer >= 1"),
+    ("generator.learning_rate", -0.1, "generator.learning_rate = -0.1: expected a number > 0"),
+    ("dataset.unseen", 0, "dataset.unseen = 0"),
+    ("dataset.name", "imagenet", "dataset.name = 'imagenet': expected one of demo, folder"),
+    ("embed.source", "clip", "embed.source = 'clip': expected one of minilm, glove, word2vec"),
+    ("backbone.arch", "resnet9000", "backbone.arch = 'resnet9000'"),
+    ("device", "tpu", "device = 'tpu'"),
+    ("backbone.epochs", "many", "backbone.epochs = 'many': expected int"),
+    ("recursion.rounds", {1: 0, 3: 2}, "recursion.rounds"),
+])
+def test_bad_values_are_named(key, value, message):
+    with pytest.raises(ParamsError) as error:
+        parse_params(with_value(key, value))
+    assert message in str(error.value)
+
+
+def test_unknown_key_is_named():
+    data = copy.deepcopy(PARAMS)
+    data["generator"]["learning_rte"] = 0.1
+    with pytest.raises(ParamsError, match="unknown key generator.learning_rte"):
+        parse_params(data)
+
+
+def test_missing_key_is_named():
+    data = copy.deepcopy(PARAMS)
+    del data["classifier"]["epochs"]
+    with pytest.raises(ParamsError, match="missing key classifier.epochs"):
+        parse_params(data)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ParamsError, match="parameter file not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_word2vec_needs_a_path():
+    with pytest.raises(ParamsError, match="embed.path"):
+        parse_params(with_value("embed.source", "word2vec"))

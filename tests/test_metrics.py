@@ -1,0 +1,71 @@
+"""Metrics against hand-built confusion matrices."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zsseg.metrics import confusion_matrix, harmonic_mean, segmentation_metrics
+
+NAMES = ["background", "cat", "dog", "cow"]
+
+
+def test_confusion_matrix_counts_pairs_and_skips_ignore():
+    labels = torch.tensor([[0, 0, 1, 255], [2, 2, 3, 1]])
+    predictions = torch.tensor([[0, 1, 1, 3], [2, 0, 3, 1]])
+    expected = np.zeros((4, 4), dtype=np.int64)
+    for truth, predicted in [(0, 0), (0, 1), (1, 1), (2, 2), (2, 0), (3, 3), (1, 1)]:
+        expected[truth, predicted] += 1
+    np.testing.assert_array_equal(confusion_matrix(labels, predictions, 4), expected)
+
+
+def test_confusion_matrix_rejects_out_of_range_label():
+    with pytest.raises(ValueError, match="label value 7"):
+        confusion_matrix(torch.tensor([7]), torch.tensor([0]), 4)
+
+
+def test_metrics_of_hand_built_matrix():
+    # rows: ground truth, columns: prediction; cow (3) is unseen and also dog (2).
+    confusion = np.array([[50, 5, 0, 5],
+                          [10, 30, 0, 0],
+                          [0, 0, 20, 20],
+                          [0, 0, 10, 30]])
+    metrics = segmentation_metrics(confusion, NAMES, unseen=[2, 3])
+    iou = {"background": 50 / (60 + 60 - 50), "cat": 30 / (40 + 35 - 30),
+           "dog": 20 / (40 + 30 - 20), "cow": 30 / (40 + 55 - 30)}
+    for name, value in iou.items():
+        assert metrics["per_class_iou"][name] == pytest.approx(100 * value, abs=1e-3)
+    seen = (iou["background"] + iou["cat"]) / 2
+    unseen = (iou["dog"] + iou["cow"]) / 2
+    assert metrics["seen_miou"] == pytest.approx(100 * seen, abs=1e-3)
+    assert metrics["unseen_miou"] == pytest.approx(100 * unseen, abs=1e-3)
+    assert metrics["miou"] == pytest.approx(100 * sum(iou.values()) / 4, abs=1e-3)
+    assert metrics["hiou"] == pytest.approx(100 * 2 * seen * unseen / (seen + unseen), abs=1e-3)
+    assert metrics["pixel_acc"] == pytest.approx(100 * 130 / 180, abs=1e-3)
+    assert metrics["mean_acc"] == pytest.approx(100 * (50 / 60 + 30 / 40 + 20 / 40 + 30 / 40) / 4, abs=1e-3)
+    assert metrics["seen_pixel_acc"] == pytest.approx(100 * 80 / 100, abs=1e-3)
+    assert metrics["unseen_pixel_acc"] == pytest.approx(100 * 50 / 80, abs=1e-3)
+
+
+def test_class_absent_from_ground_truth():
+    # "dog" never occurs and is never predicted: undefined, left out of every mean.
+    # "cow" never occurs but is predicted twice: IoU 0, counted.
+    confusion = np.array([[8, 0, 0, 2],
+                          [0, 5, 0, 0],
+                          [0, 0, 0, 0],
+                          [0, 0, 0, 0]])
+    metrics = segmentation_metrics(confusion, NAMES, unseen=[2, 3])
+    assert metrics["per_class_iou"]["dog"] is None
+    assert metrics["per_class_iou"]["cow"] == 0.0
+    assert metrics["unseen_miou"] == 0.0
+    assert metrics["seen_miou"] == pytest.approx(100 * (8 / 10 + 5 / 5) / 2, abs=1e-3)
+    assert metrics["hiou"] == 0.0
+    assert metrics["mean_acc"] == pytest.approx(100 * (0.8 + 1.0) / 2, abs=1e-3)
+    assert metrics["unseen_pixel_acc"] is None
+
+
+def test_harmonic_mean():
+    assert harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
+    assert harmonic_mean(0.0, 0.0) == 0.0
+    assert math.isnan(harmonic_mean(float("nan"), 0.5))

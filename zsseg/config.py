@@ -1,0 +1,289 @@
+"""``params.yaml``: the single source of truth for DVC and Snakemake, loaded into typed sections.
+
+Every stage calls :func:`load_params`, which rejects unknown keys, wrong types and out-of-range
+values with a message that names the key, the value and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is missing, unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    name: str
+    root: str
+    unseen: int | list[str]
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    train_images: int
+    val_images: int
+    image_size: int
+    min_objects: int
+    max_objects: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    source: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class BackboneParams:
+    arch: str
+    freeze_encoder: bool
+    feature_dim: int
+    aspp_rates: list[int]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    batch_size: int
+    label_purity: float
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    noise_dim: int
+    hidden_dim: int
+    dropout: float
+    bandwidths: list[float]
+    steps: int
+    learning_rate: float
+    samples_per_class: int
+    real_features_per_class: int
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    generated_per_class: int
+
+
+@dataclass(frozen=True)
+class RecursionParams:
+    rounds: dict[int, int]
+    threshold: float
+    per_class_cap: int
+    min_count: int
+    zs_mmd_lambda: float
+    generator_steps: int
+
+    def all_rounds(self) -> list[int]:
+        """Round 0 (plain ZS3Net) followed by the recursive rounds in order."""
+        return [0, *sorted(self.rounds)]
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    grid_images: int
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    device: str
+    threads: int
+    dataset: DatasetParams
+    demo: DemoParams
+    embed: EmbedParams
+    backbone: BackboneParams
+    features: FeaturesParams
+    generator: GeneratorParams
+    classifier: ClassifierParams
+    recursion: RecursionParams
+    evaluate: EvaluateParams
+    report: ReportParams
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def section_hash(self, *sections: str) -> str:
+        """A short stable hash of the named top-level sections, stored in artifacts that they made."""
+        chosen = {name: self.raw.get(name) for name in sorted(sections)}
+        digest = hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
+
+
+DATASET_NAMES = ("demo", "folder")
+EMBEDDING_SOURCES = ("minilm", "glove", "word2vec")
+BACKBONE_ARCHS = ("efficientnet_lite0",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except ParamsError as error:
+                errors.append(str(error))
+        raise ParamsError(f"params.yaml: {key} = {value!r}: expected one of "
+                          f"{' or '.join(_type_name(o) for o in options if o is not type(None))}")
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ParamsError(f"params.yaml: {key} = {value!r}: expected a list of {_type_name(item_type)}")
+        return [_convert(item, item_type, f"{key}[{index}]") for index, item in enumerate(value)]
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise ParamsError(f"params.yaml: {key} = {value!r}: expected a mapping")
+        return {_convert(k, key_type, f"{key} key"): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, key)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    raise ParamsError(f"params.yaml: {key} = {value!r}: expected {_type_name(annotation)}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ParamsError(f"params.yaml: {prefix or 'top level'} = {data!r}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "raw"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ParamsError(f"params.yaml: unknown key {where}{unknown[0]}; allowed keys: {', '.join(fields)}")
+    values = {}
+    for name, spec in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if spec.default is not dataclasses.MISSING:
+                values[name] = spec.default
+                continue
+            raise ParamsError(f"params.yaml: missing key {key} ({_type_name(hints[name])})")
+        values[name] = _convert(data[name], hints[name], key)
+    return cls(**values)
+
+
+def _require(condition: bool, key: str, value: Any, allowed: str) -> None:
+    if not condition:
+        raise ParamsError(f"params.yaml: {key} = {value!r}: expected {allowed}")
+
+
+def _check_ranges(params: Params) -> None:
+    _require(params.threads >= 1, "threads", params.threads, "an integer >= 1")
+    _require(params.device in DEVICES, "device", params.device, f"one of {', '.join(DEVICES)}")
+    _require(params.dataset.name in DATASET_NAMES, "dataset.name", params.dataset.name,
+             f"one of {', '.join(DATASET_NAMES)}")
+    if isinstance(params.dataset.unseen, int):
+        _require(params.dataset.unseen >= 1, "dataset.unseen", params.dataset.unseen,
+                 "an integer K >= 1 or a list of class names")
+    else:
+        _require(len(params.dataset.unseen) >= 1, "dataset.unseen", params.dataset.unseen,
+                 "a non-empty list of class names")
+    demo = params.demo
+    for name in ("train_images", "val_images", "min_objects"):
+        _require(getattr(demo, name) >= 1, f"demo.{name}", getattr(demo, name), "an integer >= 1")
+    _require(demo.image_size >= 32, "demo.image_size", demo.image_size, "an integer >= 32")
+    _require(demo.max_objects >= demo.min_objects, "demo.max_objects", demo.max_objects,
+             f"an integer >= demo.min_objects ({demo.min_objects})")
+    _require(params.embed.source in EMBEDDING_SOURCES, "embed.source", params.embed.source,
+             f"one of {', '.join(EMBEDDING_SOURCES)}")
+    _require(params.embed.source != "word2vec" or bool(params.embed.path), "embed.path", params.embed.path,
+             "a path to a word2vec file (.npy, .txt or .bin) when embed.source is word2vec")
+    backbone = params.backbone
+    _require(backbone.arch in BACKBONE_ARCHS, "backbone.arch", backbone.arch, f"one of {', '.join(BACKBONE_ARCHS)}")
+    for section, names in (("backbone", ("feature_dim", "epochs", "batch_size")),
+                           ("features", ("batch_size",)),
+                           ("generator", ("noise_dim", "hidden_dim", "steps", "samples_per_class",
+                                          "real_features_per_class")),
+                           ("classifier", ("epochs", "batch_size", "generated_per_class")),
+                           ("recursion", ("per_class_cap", "generator_steps")),
+                           ("evaluate", ("batch_size",)),
+                           ("report", ("grid_images",))):
+        for name in names:
+            value = getattr(getattr(params, section), name)
+            _require(value >= 1, f"{section}.{name}", value, "an integer >= 1")
+    for key, value in (("backbone.learning_rate", backbone.learning_rate),
+                       ("generator.learning_rate", params.generator.learning_rate),
+                       ("classifier.learning_rate", params.classifier.learning_rate)):
+        _require(value > 0, key, value, "a number > 0")
+    _require(backbone.weight_decay >= 0, "backbone.weight_decay", backbone.weight_decay, "a number >= 0")
+    _require(all(rate >= 1 for rate in backbone.aspp_rates) and backbone.aspp_rates, "backbone.aspp_rates",
+             backbone.aspp_rates, "a non-empty list of dilation rates >= 1")
+    _require(0 < params.features.label_purity <= 1, "features.label_purity", params.features.label_purity,
+             "a number in (0, 1]")
+    _require(0 <= params.generator.dropout < 1, "generator.dropout", params.generator.dropout, "a number in [0, 1)")
+    _require(bool(params.generator.bandwidths) and all(b > 0 for b in params.generator.bandwidths),
+             "generator.bandwidths", params.generator.bandwidths, "a non-empty list of numbers > 0")
+    recursion = params.recursion
+    expected = {r: r - 1 for r in range(1, len(recursion.rounds) + 1)}
+    _require(recursion.rounds == expected, "recursion.rounds", recursion.rounds,
+             "a mapping {round: previous round} that chains 1..R, e.g. {1: 0, 2: 1, 3: 2}")
+    _require(0 < recursion.threshold <= 1, "recursion.threshold", recursion.threshold, "a number in (0, 1]")
+    _require(recursion.min_count >= 0, "recursion.min_count", recursion.min_count, "an integer >= 0")
+    _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
+
+
+def parse_params(data: Any) -> Params:
+    params = _build(Params, data, "")
+    _check_ranges(params)
+    return dataclasses.replace(params, raw=data)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameter file not found (run from the project root)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from error
+    return parse_params(data)

@@ -1,0 +1,175 @@
+"""Datasets as data plus a small adapter: class names, the nested unseen order and a file layout.
+
+The folder format (also written by the demo stage) is::
+
+    ROOT/classes.txt     one class name per line; line 1 is index 0 = background
+    ROOT/train.txt       image ids, one per line (also val.txt)
+    ROOT/images/ID.jpg   RGB (.jpg or .png)
+    ROOT/labels/ID.png   single channel, value = class index, 255 = ignore
+    ROOT/unseen.txt      optional: the nested unseen order
+
+Every problem is reported as a :class:`DatasetError` that names the offending file or value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from zsseg.metrics import IGNORE_INDEX
+
+SPLITS = ("train", "val")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class DatasetError(ValueError):
+    """The dataset on disk does not match its format; the message names the file or value."""
+
+
+@dataclass(frozen=True)
+class ClassSplit:
+    """Class names with the indices that are unseen during training (background is always seen)."""
+
+    names: tuple[str, ...]
+    unseen: tuple[int, ...]
+
+    @property
+    def seen(self) -> tuple[int, ...]:
+        return tuple(index for index in range(len(self.names)) if index not in self.unseen)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def seen_label_map(self) -> np.ndarray:
+        """A 256-entry lookup from dataset labels to seen-classifier indices (unseen and 255 -> 255)."""
+        table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        for position, index in enumerate(self.seen):
+            table[index] = position
+        return table
+
+    def unseen_to_ignore_map(self) -> np.ndarray:
+        """A 256-entry lookup that keeps seen labels and turns every unseen label into ignore.
+
+        This is the only place a training stage looks at unseen labels: it learns *that* a pixel is
+        unseen, never *which* unseen class it is.
+        """
+        table = np.arange(256, dtype=np.uint8)
+        table[list(self.unseen)] = IGNORE_INDEX
+        return table
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+class FolderDataset:
+    """A segmentation dataset in the folder format (see the module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset directory not found")
+        self.class_names = tuple(_read_lines(self.root / "classes.txt"))
+        if len(self.class_names) < 2:
+            raise DatasetError(f"{self.root / 'classes.txt'}: expected background and at least one class")
+        seen_names: dict[str, int] = {}
+        for line, name in enumerate(self.class_names, start=1):
+            if name in seen_names:
+                raise DatasetError(f"{self.root / 'classes.txt'}: duplicate class name {name!r} "
+                                   f"on lines {seen_names[name]} and {line}")
+            seen_names[name] = line
+        unseen_file = self.root / "unseen.txt"
+        self.unseen_order = tuple(_read_lines(unseen_file)) if unseen_file.is_file() else ()
+        for name in self.unseen_order:
+            if name not in self.class_names:
+                raise DatasetError(f"{unseen_file}: unseen class {name!r} is not in classes.txt")
+
+    def class_split(self, unseen: int | list[str]) -> ClassSplit:
+        """Resolve ``dataset.unseen``: K (the first K of the unseen order) or explicit class names."""
+        if isinstance(unseen, int):
+            if unseen < 1 or unseen > len(self.unseen_order):
+                raise DatasetError(f"dataset.unseen = {unseen}: K must be between 1 and the "
+                                   f"{len(self.unseen_order)} classes of {self.root / 'unseen.txt'}")
+            names = list(self.unseen_order[:unseen])
+        else:
+            names = list(unseen)
+        indices = []
+        for name in names:
+            if name not in self.class_names:
+                raise DatasetError(f"dataset.unseen: {name!r} is not a class of {self.root / 'classes.txt'}")
+            if self.class_names.index(name) == 0:
+                raise DatasetError(f"dataset.unseen: {name!r} is the background class, which is always seen")
+            indices.append(self.class_names.index(name))
+        if len(set(indices)) != len(indices):
+            raise DatasetError(f"dataset.unseen: duplicate class names in {names}")
+        return ClassSplit(self.class_names, tuple(indices))
+
+    def ids(self, split: str) -> list[str]:
+        split_file = self.root / f"{split}.txt"
+        ids = _read_lines(split_file)
+        if not ids:
+            raise DatasetError(f"{split_file}: the {split} split is empty")
+        duplicates = {image_id for image_id in ids if ids.count(image_id) > 1} if len(set(ids)) != len(ids) else set()
+        if duplicates:
+            raise DatasetError(f"{split_file}: duplicate id {sorted(duplicates)[0]!r}")
+        for image_id in ids:
+            self.image_path(image_id)
+            if not self.label_path(image_id).is_file():
+                raise DatasetError(f"{self.label_path(image_id)}: label of id {image_id!r} ({split_file}) not found")
+        return ids
+
+    def image_path(self, image_id: str) -> Path:
+        for suffix in IMAGE_SUFFIXES:
+            candidate = self.root / "images" / f"{image_id}{suffix}"
+            if candidate.is_file():
+                return candidate
+        raise DatasetError(f"{self.root / 'images' / image_id}.jpg: image of id {image_id!r} not found "
+                           f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+
+    def label_path(self, image_id: str) -> Path:
+        return self.root / "labels" / f"{image_id}.png"
+
+    def load_image(self, image_id: str) -> np.ndarray:
+        """The image as an (H, W, 3) uint8 RGB array."""
+        path = self.image_path(image_id)
+        try:
+            with Image.open(path) as image:
+                return np.array(image.convert("RGB"))
+        except OSError as error:
+            raise DatasetError(f"{path}: unreadable image ({error})") from error
+
+    def load_label(self, image_id: str, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+        """The label map as an (H, W) uint8 array of class indices, 255 = ignore."""
+        path = self.label_path(image_id)
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ("L", "P"):
+                    raise DatasetError(f"{path}: label must be a single-channel PNG, got mode {image.mode}")
+                label = np.array(image)
+        except OSError as error:
+            raise DatasetError(f"{path}: unreadable label ({error})") from error
+        invalid = (label >= len(self.class_names)) & (label != IGNORE_INDEX)
+        if invalid.any():
+            raise DatasetError(f"{path}: label value {int(label[invalid][0])} is not a class index "
+                               f"(0..{len(self.class_names) - 1}) or 255")
+        if expected_size is not None and label.shape != expected_size:
+            raise DatasetError(f"{path}: label size {label.shape[1]}x{label.shape[0]} does not match its image "
+                               f"({expected_size[1]}x{expected_size[0]})")
+        return label
+
+    def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        image = self.load_image(image_id)
+        return image, self.load_label(image_id, expected_size=image.shape[:2])
+
+
+def open_dataset(name: str, root: str | Path) -> FolderDataset:
+    """The demo is written in the folder format, so both names open the same adapter."""
+    if name not in ("demo", "folder"):
+        raise DatasetError(f"dataset.name = {name!r}: expected demo or folder")
+    return FolderDataset(root)

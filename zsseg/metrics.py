@@ -1,0 +1,88 @@
+"""Generalised zero-shot segmentation metrics from a confusion matrix.
+
+Rows are ground truth, columns are predictions. A class that never occurs in the ground truth and is
+never predicted has an undefined IoU (NaN) and is left out of every mean; one that is predicted but
+absent from the ground truth has IoU 0 and counts, as in the ZS3Net evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+IGNORE_INDEX = 255
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Accumulate a (C, C) int64 confusion matrix, skipping ``IGNORE_INDEX`` labels."""
+    labels = labels.reshape(-1).long()
+    predictions = predictions.reshape(-1).long()
+    valid = labels != IGNORE_INDEX
+    labels, predictions = labels[valid], predictions[valid]
+    if labels.numel() and int(labels.max()) >= num_classes:
+        raise ValueError(f"label value {int(labels.max())} is not a class index below {num_classes} or 255")
+    counts = torch.bincount(labels * num_classes + predictions, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).cpu().numpy().astype(np.int64)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def per_class_iou(confusion: np.ndarray) -> np.ndarray:
+    true_positive = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, true_positive / np.maximum(union, 1), np.nan)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    true_positive = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, true_positive / np.maximum(support, 1), np.nan)
+
+
+def harmonic_mean(seen: float, unseen: float) -> float:
+    if np.isnan(seen) or np.isnan(unseen):
+        return float("nan")
+    return 0.0 if seen + unseen == 0 else 2.0 * seen * unseen / (seen + unseen)
+
+
+def _group_pixel_accuracy(confusion: np.ndarray, classes: Sequence[int]) -> float:
+    classes = list(classes)
+    support = confusion[classes].sum()
+    return float(np.diag(confusion)[classes].sum() / support) if support else float("nan")
+
+
+def segmentation_metrics(confusion: np.ndarray, class_names: Sequence[str], unseen: Sequence[int]) -> dict:
+    """Flat metrics in percent (``pixel_acc, mean_acc, miou, seen_miou, unseen_miou, hiou`` and the
+    seen/unseen pixel and mean accuracies), plus ``per_class_iou`` as {name: percent or None}."""
+    unseen = sorted(set(unseen))
+    seen = [c for c in range(len(class_names)) if c not in unseen]
+    iou = per_class_iou(confusion)
+    accuracy = per_class_accuracy(confusion)
+    total = confusion.sum()
+    seen_miou, unseen_miou = _nanmean(iou[seen]), _nanmean(iou[unseen])
+    values = {
+        "pixel_acc": float(np.diag(confusion).sum() / total) if total else float("nan"),
+        "mean_acc": _nanmean(accuracy),
+        "miou": _nanmean(iou),
+        "seen_miou": seen_miou,
+        "unseen_miou": unseen_miou,
+        "hiou": harmonic_mean(seen_miou, unseen_miou),
+        "seen_pixel_acc": _group_pixel_accuracy(confusion, seen),
+        "unseen_pixel_acc": _group_pixel_accuracy(confusion, unseen),
+        "seen_mean_acc": _nanmean(accuracy[seen]),
+        "unseen_mean_acc": _nanmean(accuracy[unseen]),
+    }
+    metrics = {key: _percent(value) for key, value in values.items()}
+    metrics["per_class_iou"] = {name: _percent(value) for name, value in zip(class_names, iou)}
+    return metrics
+
+
+def _percent(value: float) -> float | None:
+    return None if np.isnan(value) else round(100.0 * float(value), 4)

@@ -1,0 +1,99 @@
+"""Per-round summary table, round curves and a qualitative grid of val predictions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.metrics import IGNORE_INDEX  # noqa: E402
+from zsseg.zero_shot import predict  # noqa: E402
+
+SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou")
+
+
+def summary_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
+    rows = []
+    for round_index in rounds:
+        metrics = json.loads((Path(metrics_directory) / f"round_{round_index}.json").read_text())
+        rows.append({"round": round_index, **{key: metrics[key] for key in SUMMARY_COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---:" for _ in frame.columns) + "|"
+    lines = [header, rule]
+    for _, row in frame.iterrows():
+        cells = [str(int(row["round"]))] + [
+            "n/a" if pd.isna(row[column]) else f"{row[column]:.2f}" for column in frame.columns[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_rounds(frame: pd.DataFrame, path: str | Path) -> None:
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for column, label in (("unseen_miou", "unseen mIoU"), ("seen_miou", "seen mIoU"), ("hiou", "hIoU")):
+        axis.plot(frame["round"], frame[column], marker="o", label=label)
+    axis.set_xlabel("round")
+    axis.set_ylabel("%")
+    axis.set_xticks(frame["round"])
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def class_palette(num_classes: int) -> np.ndarray:
+    """The PASCAL VOC colour map (background black), extended as VOC does; ignore is white."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for index in range(256):
+        value, colour = index, [0, 0, 0]
+        for shift in range(8):
+            for channel in range(3):
+                colour[channel] |= ((value >> channel) & 1) << (7 - shift)
+            value >>= 3
+        palette[index] = colour
+    palette[IGNORE_INDEX] = 255
+    return palette
+
+
+def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifiers: dict[int, torch.nn.Module],
+                    count: int, device: torch.device, path: str | Path) -> None:
+    """Rows: val images; columns: image, ground truth, then each round's prediction."""
+    batch = next(cache.batches(count))
+    palette = class_palette(len(cache.class_names))
+    predictions = {r: predict(batch, classifier, device).numpy() for r, classifier in classifiers.items()}
+    columns = 2 + len(classifiers)
+    rows = len(batch.ids)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.7 * rows + 0.9), squeeze=False)
+    for row in range(rows):
+        panels = [images[row], palette[batch.labels[row].numpy()]]
+        panels += [palette[predictions[r][row]] for r in classifiers]
+        titles = ["image", "ground truth", *(f"round {r}" for r in classifiers)]
+        for column, (panel, title) in enumerate(zip(panels, titles)):
+            axis = axes[row][column]
+            axis.imshow(panel, interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=8)
+    present = sorted(set(np.unique(batch.labels.numpy())) - {IGNORE_INDEX}
+                     | set(np.unique(np.stack(list(predictions.values())))))
+    handles = [matplotlib.patches.Patch(color=palette[c] / 255.0,
+                                        label=cache.class_names[c] + (" (unseen)" if c in cache.unseen else ""))
+               for c in present]
+    figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

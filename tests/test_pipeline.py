@@ -97,3 +97,11 @@ def test_exp_run_and_diffs(dvc_run):
     assert "hiou" not in metrics_diff.get("data/metrics/round_0.json", {})
     shown = json.loads(run(["dvc", "exp", "show", "--json"], dvc_run))
     assert shown
+
+
+def test_declared_plots_render(dvc_run):
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], dvc_run))
+    rendered = json.dumps(plots)
+    assert "data/report/summary.csv" in rendered and "unseen_miou" in rendered
+    assert "data/report/predictions.png" in rendered
+    assert "errors" not in plots or not plots["errors"]

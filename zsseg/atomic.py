@@ -46,16 +46,3 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
     except BaseException:
         _discard(temporary)
         raise
-
-
-def write_text(target: str | os.PathLike, text: str) -> None:
-    with atomic_path(target) as temporary:
-        temporary.write_text(text)
-
-
-def remove_stale_partials(directory: str | os.PathLike) -> None:
-    """Remove leftovers of killed runs (``.*.partial-*``) in ``directory``."""
-    directory = Path(directory)
-    if directory.is_dir():
-        for leftover in directory.glob(".*.partial-*"):
-            _discard(leftover)

@@ -147,14 +147,13 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _convert(value, option, key)
-            except ParamsError as error:
-                errors.append(str(error))
+            except ParamsError:
+                continue
         raise ParamsError(f"params.yaml: {key} = {value!r}: expected one of "
                           f"{' or '.join(_type_name(o) for o in options if o is not type(None))}")
     if origin is list:

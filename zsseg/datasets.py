@@ -21,7 +21,6 @@ from PIL import Image
 
 from zsseg.metrics import IGNORE_INDEX
 
-SPLITS = ("train", "val")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 

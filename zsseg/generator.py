@@ -24,12 +24,6 @@ class FeatureGenerator(nn.Module):
     def forward(self, embeddings: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.layers(torch.cat([embeddings, noise], dim=1))
 
-    def sample(self, embeddings: torch.Tensor, count: int, rng: torch.Generator) -> torch.Tensor:
-        """``count`` features for each row of ``embeddings`` (E rows -> (E * count, D), grouped by row)."""
-        repeated = embeddings.repeat_interleave(count, dim=0)
-        noise = torch.randn(repeated.shape[0], self.noise_dim, generator=rng, device=rng.device)
-        return self(repeated, noise.to(repeated.device))
-
     def config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "noise_dim": self.noise_dim, "hidden_dim": self.hidden_dim,
                 "feature_dim": self.feature_dim, "dropout": self.dropout}

@@ -7,6 +7,8 @@ image pooling) to the stride-16 map, fuses it with the stride-8 low-level map an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,11 +138,11 @@ class SegmentationNetwork(nn.Module):
         return {"num_seen": self.num_seen, "feature_dim": self.feature_dim, "aspp_rates": self.aspp_rates}
 
 
-def save_network(network: SegmentationNetwork, path, extra: dict) -> None:
+def save_network(network: SegmentationNetwork, path: str | Path, extra: dict) -> None:
     torch.save({"config": network.config(), "state_dict": network.state_dict(), **extra}, path)
 
 
-def load_network(path, device: torch.device) -> tuple[SegmentationNetwork, dict]:
+def load_network(path: str | Path, device: torch.device) -> tuple[SegmentationNetwork, dict]:
     """Rebuild a saved network; its weights come from the file, so no pretrained download is needed."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     network = SegmentationNetwork(**checkpoint["config"], pretrained=False)

@@ -7,6 +7,7 @@ the generator from round r-1 and retrains it with ZS-MMD, then retrains the clas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def load_classifier(directory: str | Path) -> nn.Linear:
     return linear_classifier(checkpoint["weight"], checkpoint["bias"])
 
 
-def _seen_features(params: Params, cache: FeatureCache, log) -> dict[int, torch.Tensor]:
+def _seen_features(params: Params, cache: FeatureCache, log: Callable[[str], None]) -> dict[int, torch.Tensor]:
     seen = [c for c in range(len(cache.class_names)) if c not in cache.unseen]
     real = sample_class_features(cache, seen, params.generator.real_features_per_class,
                                  derive_seed(params.seed, 1), batch_size=params.evaluate.batch_size)
@@ -94,7 +95,7 @@ def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: tor
 
 
 def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tensor, device: torch.device,
-                     log) -> RoundResult:
+                     log: Callable[[str], None]) -> RoundResult:
     """ZS3Net: GMMN on real seen features, then the classifier on real seen + generated unseen."""
     stage = "round_0"
     real = _seen_features(params, cache, log)
@@ -108,7 +109,8 @@ def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tens
 
 
 def train_recursive_round(params: Params, round_index: int, previous: str | Path, cache: FeatureCache,
-                          embeddings: torch.Tensor, device: torch.device, log) -> RoundResult:
+                          embeddings: torch.Tensor, device: torch.device,
+                          log: Callable[[str], None]) -> RoundResult:
     """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``."""
     stage = f"round_{round_index}"
     recursion = params.recursion

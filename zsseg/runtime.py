@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -57,10 +59,8 @@ def stage_logger(stage: str) -> logging.Logger:
     return logging.getLogger(stage)
 
 
-def run_stage(stage: str, body) -> None:
+def run_stage(stage: str, body: Callable[[], None]) -> None:
     """Run a stage body; a known input problem ends it with a one-line message and exit status 2."""
-    import sys
-
     from zsseg.config import ParamsError
     from zsseg.datasets import DatasetError
     from zsseg.embeddings import EmbeddingError

@@ -1,15 +1,15 @@
-"""Stage `backbone`: train the DeepLabv3+ head (and optionally the encoder) on seen classes only."""
+"""Stage `backbone`: train the DeepLabv3+ network on seen classes only, or load a ZS3Net checkpoint."""
 
 import argparse
 import json
 
 from zsseg.atomic import atomic_path
 from zsseg.config import load_params
-from zsseg.datasets import open_dataset
-from zsseg.network import SegmentationNetwork, save_network
+from zsseg.datasets import FolderDataset
+from zsseg.network import SegmentationNetwork, load_zs3net_checkpoint, save_network
 from zsseg.rounds import derive_seed
 from zsseg.runtime import configure_torch, resolve_device, run_stage, stage_logger
-from zsseg.segmentation import seen_training_set, train_segmentation_network
+from zsseg.segmentation import seen_training_ids, train_segmentation_network
 
 NETWORK_FILE = "network.pt"
 
@@ -17,20 +17,29 @@ NETWORK_FILE = "network.pt"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--output", required=True, help="directory for network.pt and training_log.json")
     args = parser.parse_args(argv)
     log = stage_logger("backbone")
 
     def body() -> None:
         params = load_params(args.params)
+        backbone = params.backbone
         device = resolve_device(params.device)
         configure_torch(params.threads, derive_seed(params.seed, 0))
-        dataset = open_dataset(params.dataset.name, params.dataset.root)
+        dataset = FolderDataset(args.dataset)
         class_split = dataset.class_split(params.dataset.unseen)
-        images, labels, kept = seen_training_set(dataset, class_split, log.info)
-        network = SegmentationNetwork(len(class_split.seen), params.backbone.feature_dim, params.backbone.aspp_rates)
-        history = train_segmentation_network(network, images, labels, params.backbone, derive_seed(params.seed, 0),
-                                             device)
+        kept = seen_training_ids(dataset, class_split, log.info)
+        weights = None if backbone.weights == "none" or backbone.checkpoint else backbone.weights
+        network = SegmentationNetwork(backbone.arch, len(class_split.seen), backbone.feature_dim,
+                                      backbone.aspp_rates, weights)
+        if backbone.checkpoint:
+            load_zs3net_checkpoint(network, backbone.checkpoint, list(class_split.seen), class_split.num_classes)
+            log.info("loaded ZS3Net checkpoint %s instead of training", backbone.checkpoint)
+            history = [{"checkpoint": backbone.checkpoint}]
+        else:
+            history = train_segmentation_network(network, dataset, kept, class_split, backbone,
+                                                 derive_seed(params.seed, 0), device)
         with atomic_path(args.output, directory=True) as directory:
             save_network(network.cpu(), directory / NETWORK_FILE,
                          {"class_names": list(class_split.names), "seen": list(class_split.seen),

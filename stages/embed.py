@@ -6,7 +6,7 @@ import numpy as np
 
 from zsseg.atomic import atomic_path
 from zsseg.config import load_params
-from zsseg.datasets import open_dataset
+from zsseg.datasets import FolderDataset
 from zsseg.embeddings import class_embeddings
 from zsseg.runtime import configure_torch, run_stage, stage_logger
 
@@ -14,6 +14,7 @@ from zsseg.runtime import configure_torch, run_stage, stage_logger
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--output", required=True, help=".npz with class_names, vectors and source")
     args = parser.parse_args(argv)
     log = stage_logger("embed")
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     def body() -> None:
         params = load_params(args.params)
         configure_torch(params.threads, params.seed)
-        names = open_dataset(params.dataset.name, params.dataset.root).class_names
+        names = FolderDataset(args.dataset).class_names
         vectors = class_embeddings(names, params.embed.source, params.embed.path)
         log.info("%d classes embedded with %s: %d dimensions", len(names), params.embed.source, vectors.shape[1])
         with atomic_path(args.output) as temporary:

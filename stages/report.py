@@ -5,7 +5,7 @@ from pathlib import Path
 
 from zsseg.atomic import atomic_path
 from zsseg.config import load_params
-from zsseg.datasets import open_dataset
+from zsseg.datasets import FolderDataset
 from zsseg.feature_cache import FeatureCache
 from zsseg.report import markdown_table, plot_rounds, prediction_grid, summary_table
 from zsseg.rounds import load_classifier
@@ -16,6 +16,7 @@ from stages.features import CACHE_SECTIONS
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--features", required=True, help="directory written by the features stage")
     parser.add_argument("--rounds", required=True, help="directory holding one subdirectory per round")
     parser.add_argument("--metrics", required=True, help="directory written by the evaluate stage")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds = params.recursion.all_rounds()
         frame = summary_table(args.metrics, rounds)
         cache = FeatureCache(Path(args.features) / "val.h5", params.section_hash(*CACHE_SECTIONS))
-        dataset = open_dataset(params.dataset.name, params.dataset.root)
+        dataset = FolderDataset(args.dataset)
         count = min(params.report.grid_images, len(cache))
         images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
         classifiers = {r: load_classifier(Path(args.rounds) / str(r)) for r in rounds}

@@ -10,7 +10,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def _shared_directory() -> Path:
+    """The read-only test data beside the checkout (``../shared``), also found from a clone elsewhere."""
+    candidates = [Path(os.environ["ZSSEG_SHARED"])] if "ZSSEG_SHARED" in os.environ else []
+    candidates += [parent / "shared" for parent in PROJECT_ROOT.parents] + [Path("/work/shared")]
+    for candidate in candidates:
+        if (candidate / "data" / "zs3net_word2vec").is_dir():
+            return candidate
+    raise RuntimeError(f"test data not found: looked for shared/data/zs3net_word2vec in {candidates}; "
+                       f"set ZSSEG_SHARED to the shared directory")
+
+
+SHARED = _shared_directory()
 
 
 def write_folder_dataset(root: Path, class_names, splits: dict, unseen_order=None, suffix=".png") -> Path:

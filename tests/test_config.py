@@ -68,3 +68,40 @@ def test_missing_file(tmp_path):
 def test_word2vec_needs_a_path():
     with pytest.raises(ParamsError, match="embed.path"):
         parse_params(with_value("embed.source", "word2vec"))
+
+
+@pytest.mark.parametrize("preset", ["voc", "context"])
+def test_dataset_presets_hold_zs3net_recipe(tmp_path, preset):
+    text = (Path(__file__).resolve().parents[1] / "presets" / f"{preset}.yaml").read_text()
+    data = yaml.safe_load(text)
+    for section, key in (("backbone", "weights"), ("embed", "path")):
+        assert data[section][key].startswith("/path/to/")
+        (tmp_path / key).write_bytes(b"")
+        data[section][key] = str(tmp_path / key)
+    params = parse_params(data)
+    backbone = params.backbone
+    assert params.dataset.name == preset and params.embed.source == "word2vec"
+    assert (backbone.arch, backbone.crop_size, backbone.batch_size, backbone.optimizer) == \
+        ("deeplabv3plus_resnet101", 312, 16, "sgd")
+    assert (backbone.learning_rate, backbone.head_lr_multiplier, backbone.momentum, backbone.weight_decay) == \
+        (0.007, 10.0, 0.9, 0.0005)
+    assert backbone.epochs == 200 and backbone.aspp_rates == [6, 12, 18] and not backbone.freeze_encoder
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("backbone.weights", "/nowhere/resnet101.pth", "backbone.weights = '/nowhere/resnet101.pth': expected packaged or none"),
+    ("backbone.checkpoint", "/nowhere/ckpt.pth", "backbone.checkpoint = '/nowhere/ckpt.pth': expected null or the path"),
+    ("backbone.optimizer", "lbfgs", "backbone.optimizer = 'lbfgs': expected one of adamw, sgd"),
+    ("backbone.crop_size", 8, "backbone.crop_size = 8: expected null"),
+    ("dataset.name", "voc2007", "dataset.name = 'voc2007': expected one of demo, folder, voc, context"),
+])
+def test_backbone_and_dataset_choices_are_checked(key, value, message):
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_params(with_value(key, value))
+
+
+def test_missing_imagenet_weights_file_is_named():
+    data = with_value("backbone.arch", "deeplabv3plus_resnet101")
+    data["backbone"]["weights"] = "/nowhere/resnet101.pth"
+    with pytest.raises(ParamsError, match="backbone.weights = '/nowhere/resnet101.pth': expected none or the path"):
+        parse_params(data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zsseg.datasets import DatasetError, FolderDataset, open_dataset
+from zsseg.datasets import DatasetError, FolderDataset
 from zsseg.demo import CLASS_NAMES, UNSEEN_ORDER
 
 
@@ -41,11 +41,6 @@ def test_demo_unseen_order_is_nested_and_compositional():
             colour, shape = name.split()
             assert any(s.startswith(colour + " ") for s in seen), (k, name)
             assert any(s.endswith(" " + shape) for s in seen), (k, name)
-
-
-def test_open_dataset_rejects_unknown_name(small_dataset):
-    with pytest.raises(DatasetError, match="dataset.name = 'voc2007'"):
-        open_dataset("voc2007", small_dataset)
 
 
 def test_missing_root(tmp_path):

@@ -9,45 +9,61 @@ import pytest
 from zsseg.feature_cache import SCHEMA_VERSION, CacheError, FeatureCache, FeatureCacheWriter, block_labels
 
 
-def write_cache(path, count=5, params_hash="abc"):
+SHAPES = [((2, 3), (16, 24)), ((2, 3), (16, 24)), ((3, 2), (21, 13)), ((2, 3), (16, 24)), ((1, 1), (8, 8))]
+
+
+def write_cache(path, params_hash="abc"):
+    """Five images of three different sizes, as VOC's val split has."""
     rng = np.random.default_rng(1)
-    features = rng.normal(size=(count, 2, 3, 4)).astype(np.float32)
-    labels = rng.integers(0, 3, size=(count, 16, 24)).astype(np.uint8)
-    feature_labels = np.stack([block_labels(label, 8, 0.5) for label in labels])
+    items = []
+    for index, (feature_shape, label_shape) in enumerate(SHAPES):
+        features = rng.normal(size=(*feature_shape, 4)).astype(np.float32)
+        labels = rng.integers(0, 3, size=label_shape).astype(np.uint8)
+        items.append((f"image{index}", features, block_labels(labels, 8, 0.5, feature_shape), labels))
     attributes = {"params_hash": params_hash, "split": "train", "stride": 8, "feature_dim": 4,
                   "class_names": ["background", "a", "b"], "unseen": [2], "label_purity": 0.5}
-    with FeatureCacheWriter(path, count, (2, 3, 4), (16, 24), attributes) as writer:
-        for index in range(count):
-            writer.write(index, f"image{index}", features[index], feature_labels[index], labels[index])
-    return features, feature_labels, labels
+    with FeatureCacheWriter(path, len(items), 4, attributes) as writer:
+        for item in items:
+            writer.write(*item)
+    return items
 
 
 def test_round_trip_streams_in_batches(tmp_path):
     path = tmp_path / "train.h5"
-    features, feature_labels, labels = write_cache(path)
+    items = write_cache(path)
     cache = FeatureCache(path, expected_params_hash="abc")
     assert len(cache) == 5 and cache.stride == 8 and cache.feature_dim == 4
     assert cache.class_names == ["background", "a", "b"] and cache.unseen == [2]
     batches = list(cache.batches(2))
     assert [len(batch.ids) for batch in batches] == [2, 2, 1]
-    assert sum((batch.ids for batch in batches), []) == [f"image{i}" for i in range(5)]
-    read = np.concatenate([batch.features.numpy() for batch in batches])
-    np.testing.assert_allclose(read, features.astype(np.float16).astype(np.float32))
-    np.testing.assert_array_equal(np.concatenate([b.feature_labels.numpy() for b in batches]), feature_labels)
-    np.testing.assert_array_equal(np.concatenate([b.labels.numpy() for b in batches]), labels)
+    assert sum((batch.ids for batch in batches), []) == [item[0] for item in items]
+    read = [features for batch in batches for features in batch.image_features()]
+    labels = [label for batch in batches for label in batch.labels]
+    for (image_id, features, feature_labels, label), got, got_label in zip(items, read, labels):
+        np.testing.assert_allclose(got.numpy(), features.astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(got_label.numpy(), label)
+    flat_labels = np.concatenate([batch.feature_labels.numpy() for batch in batches])
+    np.testing.assert_array_equal(flat_labels, np.concatenate([item[2].reshape(-1) for item in items]))
 
 
-def test_schema_is_float16_chunked_per_image(tmp_path):
+def test_schema_is_float16_and_chunked_by_image(tmp_path):
     path = tmp_path / "train.h5"
     write_cache(path)
     with h5py.File(path, "r") as handle:
         assert handle["features"].dtype == np.float16
-        assert handle["features"].shape == (5, 2, 3, 4)
-        assert handle["features"].chunks == (1, 2, 3, 4)
-        assert handle["labels"].chunks == (1, 16, 24)
+        assert handle["features"].shape == (6 + 6 + 6 + 6 + 1, 4)
+        assert handle["features"].chunks == (6, 4)         # the first image's pixel count
+        assert handle["feature_offsets"][:].tolist() == [0, 6, 12, 18, 24, 25]
+        assert handle["label_shapes"][2].tolist() == [21, 13]
         assert handle["feature_labels"].dtype == np.uint8
         assert handle.attrs["schema_version"] == SCHEMA_VERSION
         assert json.loads(handle.attrs["class_names"]) == ["background", "a", "b"]
+
+
+def test_an_unfinished_cache_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="1 images written, 2 announced"):
+        with FeatureCacheWriter(tmp_path / "x.h5", 2, 2, {}) as writer:
+            writer.write("one", np.zeros((1, 1, 2)), np.zeros((1, 1), np.uint8), np.zeros((8, 8), np.uint8))
 
 
 def test_cache_of_other_params_is_refused(tmp_path):
@@ -63,9 +79,9 @@ def test_missing_cache(tmp_path):
 
 
 def test_nan_features_are_refused(tmp_path):
-    with FeatureCacheWriter(tmp_path / "x.h5", 1, (1, 1, 2), (8, 8), {}) as writer:
-        with pytest.raises(FloatingPointError, match="'bad'"):
-            writer.write(0, "bad", np.array([[[np.nan, 0.0]]]), np.zeros((1, 1), np.uint8),
+    with pytest.raises(FloatingPointError, match="'bad'"):
+        with FeatureCacheWriter(tmp_path / "x.h5", 1, 2, {}) as writer:
+            writer.write("bad", np.array([[[np.nan, 0.0]]]), np.zeros((1, 1), np.uint8),
                          np.zeros((8, 8), np.uint8))
 
 
@@ -80,3 +96,10 @@ def test_block_labels_majority_and_purity():
     assert block_labels(label, 8, 0.75).tolist() == [[3, 255], [1, 255]]
     assert block_labels(label, 8, 0.9).tolist() == [[3, 255], [255, 255]]
     assert block_labels(label, 8, 0.5)[0, 1] in (4, 5)
+
+
+def test_block_labels_pad_a_partial_border_block_with_ignore():
+    label = np.full((12, 8), 2, dtype=np.uint8)     # 12 rows: the second row of 8x8 blocks is half empty
+    assert block_labels(label, 8, 0.75, (2, 1)).tolist() == [[2], [255]]
+    # At 50 % the tie between class 2 and the padding goes to the lower value, the class.
+    assert block_labels(label, 8, 0.5, (2, 1)).tolist() == [[2], [2]]

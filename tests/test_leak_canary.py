@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_params, write_params
-from stages import backbone, features, recursive_round, round_0
+from stages import backbone, features, prepare, recursive_round, round_0
 from stages.embed import main as embed_main
 from zsseg.demo import write_demo_dataset
 
@@ -42,9 +42,11 @@ def training_outputs(workdir, params_path) -> dict:
     out = workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
     common = ["--params", str(params_path)]
-    embed_main([*common, "--output", str(out / "embeddings.npz")])
-    backbone.main([*common, "--output", str(out / "backbone")])
-    features.main([*common, "--backbone", str(out / "backbone"), "--output", str(out / "features")])
+    dataset = ["--dataset", str(out / "dataset")]
+    prepare.main([*common, "--output", str(out / "dataset")])
+    embed_main([*common, *dataset, "--output", str(out / "embeddings.npz")])
+    backbone.main([*common, *dataset, "--output", str(out / "backbone")])
+    features.main([*common, *dataset, "--backbone", str(out / "backbone"), "--output", str(out / "features")])
     round_0.main([*common, "--features", str(out / "features"), "--embeddings", str(out / "embeddings.npz"),
                   "--output", str(out / "rounds" / "0")])
     recursive_round.main([*common, "--round", "1", "--previous", str(out / "rounds" / "0"),

@@ -48,13 +48,22 @@ class EmbedParams:
 @dataclass(frozen=True)
 class BackboneParams:
     arch: str
+    weights: str
+    checkpoint: str | None
     freeze_encoder: bool
     feature_dim: int
     aspp_rates: list[int]
+    crop_size: int | None
+    scale_range: list[float]
     epochs: int
     batch_size: int
+    optimizer: str
     learning_rate: float
+    head_lr_multiplier: float
+    momentum: float
     weight_decay: float
+    workers: int
+    mixed_precision: bool
 
 
 @dataclass(frozen=True)
@@ -131,9 +140,10 @@ class Params:
         return digest.hexdigest()[:16]
 
 
-DATASET_NAMES = ("demo", "folder")
+DATASET_NAMES = ("demo", "folder", "voc", "context")
 EMBEDDING_SOURCES = ("minilm", "glove", "word2vec")
-BACKBONE_ARCHS = ("efficientnet_lite0",)
+BACKBONE_ARCHS = ("efficientnet_lite0", "deeplabv3plus_resnet101")
+OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -239,6 +249,24 @@ def _check_ranges(params: Params) -> None:
              "a path to a word2vec file (.npy, .txt or .bin) when embed.source is word2vec")
     backbone = params.backbone
     _require(backbone.arch in BACKBONE_ARCHS, "backbone.arch", backbone.arch, f"one of {', '.join(BACKBONE_ARCHS)}")
+    _require(backbone.weights != "packaged" or backbone.arch == "efficientnet_lite0", "backbone.weights",
+             backbone.weights, "none or a local ImageNet state dict file: only efficientnet_lite0 ships packaged weights")
+    _require(backbone.arch != "efficientnet_lite0" or backbone.weights in ("packaged", "none"), "backbone.weights",
+             backbone.weights, "packaged or none for efficientnet_lite0")
+    _require(backbone.weights in ("packaged", "none") or Path(backbone.weights).is_file(), "backbone.weights",
+             backbone.weights, "none or the path of an existing ImageNet state dict file")
+    _require(backbone.checkpoint is None or Path(backbone.checkpoint).is_file(), "backbone.checkpoint",
+             backbone.checkpoint, "null or the path of an existing ZS3Net checkpoint file")
+    _require(backbone.checkpoint is None or backbone.arch == "deeplabv3plus_resnet101", "backbone.checkpoint",
+             backbone.checkpoint, "null unless backbone.arch is deeplabv3plus_resnet101 (ZS3Net's checkpoints)")
+    _require(backbone.optimizer in OPTIMIZERS, "backbone.optimizer", backbone.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+    _require(backbone.crop_size is None or backbone.crop_size >= 32, "backbone.crop_size", backbone.crop_size,
+             "null (train on whole images of one size) or an integer >= 32")
+    _require(len(backbone.scale_range) == 2 and 0 < backbone.scale_range[0] <= backbone.scale_range[1],
+             "backbone.scale_range", backbone.scale_range, "[low, high] with 0 < low <= high")
+    _require(backbone.head_lr_multiplier > 0, "backbone.head_lr_multiplier", backbone.head_lr_multiplier, "a number > 0")
+    _require(0 <= backbone.momentum < 1, "backbone.momentum", backbone.momentum, "a number in [0, 1)")
+    _require(backbone.workers >= 0, "backbone.workers", backbone.workers, "an integer >= 0")
     for section, names in (("backbone", ("feature_dim", "epochs", "batch_size")),
                            ("features", ("batch_size",)),
                            ("generator", ("noise_dim", "hidden_dim", "steps", "samples_per_class",

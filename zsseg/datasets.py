@@ -61,7 +61,8 @@ class ClassSplit:
         return table
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
+    """Non-empty stripped lines of a text file, or a DatasetError naming the missing file."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -74,7 +75,7 @@ class FolderDataset:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset directory not found")
-        self.class_names = tuple(_read_lines(self.root / "classes.txt"))
+        self.class_names = tuple(read_lines(self.root / "classes.txt"))
         if len(self.class_names) < 2:
             raise DatasetError(f"{self.root / 'classes.txt'}: expected background and at least one class")
         seen_names: dict[str, int] = {}
@@ -84,7 +85,7 @@ class FolderDataset:
                                    f"on lines {seen_names[name]} and {line}")
             seen_names[name] = line
         unseen_file = self.root / "unseen.txt"
-        self.unseen_order = tuple(_read_lines(unseen_file)) if unseen_file.is_file() else ()
+        self.unseen_order = tuple(read_lines(unseen_file)) if unseen_file.is_file() else ()
         for name in self.unseen_order:
             if name not in self.class_names:
                 raise DatasetError(f"{unseen_file}: unseen class {name!r} is not in classes.txt")
@@ -111,7 +112,7 @@ class FolderDataset:
 
     def ids(self, split: str) -> list[str]:
         split_file = self.root / f"{split}.txt"
-        ids = _read_lines(split_file)
+        ids = read_lines(split_file)
         if not ids:
             raise DatasetError(f"{split_file}: the {split} split is empty")
         duplicates = {image_id for image_id in ids if ids.count(image_id) > 1} if len(set(ids)) != len(ids) else set()
@@ -165,10 +166,3 @@ class FolderDataset:
     def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         image = self.load_image(image_id)
         return image, self.load_label(image_id, expected_size=image.shape[:2])
-
-
-def open_dataset(name: str, root: str | Path) -> FolderDataset:
-    """The demo is written in the folder format, so both names open the same adapter."""
-    if name not in ("demo", "folder"):
-        raise DatasetError(f"dataset.name = {name!r}: expected demo or folder")
-    return FolderDataset(root)

@@ -1,17 +1,22 @@
 """The HDF5 cache of per-pixel backbone features and labels, one file per split.
 
-Schema (``SCHEMA_VERSION`` 1), all datasets chunked one image per chunk:
+Images may differ in size (VOC keeps each val image at its own size), so every per-pixel array is
+stored flat, image after image, and located through offsets. Schema (``SCHEMA_VERSION`` 2):
 
-- ``features``        (N, H, W, D) float16: penultimate features at ``stride`` (channels last, so one
-  image reads as H*W contiguous feature vectors);
-- ``feature_labels``  (N, H, W) uint8: the label of each feature pixel, the majority label of its
+- ``features``        (P, D) float16: penultimate features at ``stride``, the pixels of image i in
+  rows ``feature_offsets[i]:feature_offsets[i+1]`` (row-major over its (h, w) feature map);
+- ``feature_labels``  (P,) uint8: the label of each feature pixel, the majority label of its
   stride x stride block when that label covers at least ``label_purity`` of it, else 255;
-- ``labels``          (N, h, w) uint8: full-resolution labels (255 = ignore), used for evaluation;
+- ``labels``          (L,) uint8: full-resolution labels (255 = ignore), for evaluation, located by
+  ``label_offsets``;
+- ``feature_offsets``, ``label_offsets`` (N+1,) int64 and ``feature_shapes``, ``label_shapes`` (N, 2) int32;
 - ``ids``             (N,) UTF-8 strings: image ids.
 
-Attributes: ``schema_version``, ``split``, ``stride``, ``feature_dim``, ``class_names`` and ``unseen``
-(JSON), ``label_purity``, ``params_hash`` (of the params that made it), ``unseen_labels``
-(``"ignored"`` in the train cache, where every unseen label is 255, ``"kept"`` in val).
+``features`` is chunked by the pixel count of the first image, so a split of equal-size images has
+exactly one image per chunk. Attributes: ``schema_version``, ``split``, ``stride``, ``feature_dim``,
+``class_names`` and ``unseen`` (JSON), ``label_purity``, ``backbone``, ``params_hash`` (of the params
+that made it), ``unseen_labels`` (``"ignored"`` in the train cache, where every unseen label is 255,
+``"kept"`` in val).
 """
 
 from __future__ import annotations
@@ -27,18 +32,24 @@ import torch
 
 from zsseg.metrics import IGNORE_INDEX
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CacheError(ValueError):
     """A feature cache is missing, of another schema, or was made by other params."""
 
 
-def block_labels(label: np.ndarray, stride: int, purity: float) -> np.ndarray:
-    """The majority label of each stride x stride block, or 255 where it covers less than ``purity``."""
-    height, width = label.shape[0] // stride, label.shape[1] // stride
-    blocks = label[:height * stride, :width * stride].reshape(height, stride, width, stride)
-    blocks = blocks.transpose(0, 2, 1, 3).reshape(height, width, stride * stride)
+def block_labels(label: np.ndarray, stride: int, purity: float, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The majority label of each stride x stride block, or 255 where it covers less than ``purity``.
+
+    ``shape`` is the feature map's (h, w); a label that does not fill h * stride rows (or columns) is
+    padded with 255, as a network's padded convolutions see the border.
+    """
+    height, width = shape if shape is not None else (label.shape[0] // stride, label.shape[1] // stride)
+    padded = np.full((height * stride, width * stride), IGNORE_INDEX, dtype=np.uint8)
+    rows, columns = min(label.shape[0], height * stride), min(label.shape[1], width * stride)
+    padded[:rows, :columns] = label[:rows, :columns]
+    blocks = padded.reshape(height, stride, width, stride).transpose(0, 2, 1, 3).reshape(height, width, stride * stride)
     counts = np.zeros((height, width, 256), dtype=np.int32)
     for value in np.unique(blocks):
         counts[..., value] = (blocks == value).sum(axis=2)
@@ -48,19 +59,16 @@ def block_labels(label: np.ndarray, stride: int, purity: float) -> np.ndarray:
 
 
 class FeatureCacheWriter:
-    """Writes a cache image by image; the file is closed even when writing fails."""
+    """Appends images one by one; the file is closed even when writing fails."""
 
-    def __init__(self, path: str | Path, count: int, feature_shape: tuple[int, int, int],
-                 label_shape: tuple[int, int], attributes: dict) -> None:
-        height, width, dim = feature_shape
+    def __init__(self, path: str | Path, count: int, feature_dim: int, attributes: dict) -> None:
+        self.count, self.feature_dim, self.written = count, feature_dim, 0
+        self.feature_offsets, self.label_offsets = [0], [0]
         self.file = h5py.File(path, "w")
         try:
-            self.file.create_dataset("features", (count, height, width, dim), dtype="float16",
-                                     chunks=(1, height, width, dim))
-            self.file.create_dataset("feature_labels", (count, height, width), dtype="uint8",
-                                     chunks=(1, height, width))
-            self.file.create_dataset("labels", (count, *label_shape), dtype="uint8", chunks=(1, *label_shape))
             self.file.create_dataset("ids", (count,), dtype=h5py.string_dtype())
+            self.file.create_dataset("feature_shapes", (count, 2), dtype="int32")
+            self.file.create_dataset("label_shapes", (count, 2), dtype="int32")
             self.file.attrs["schema_version"] = SCHEMA_VERSION
             for key, value in attributes.items():
                 self.file.attrs[key] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
@@ -68,32 +76,62 @@ class FeatureCacheWriter:
             self.file.close()
             raise
 
-    def write(self, index: int, image_id: str, features: np.ndarray, feature_labels: np.ndarray,
-              labels: np.ndarray) -> None:
+    def _append(self, name: str, values: np.ndarray, chunk_rows: int) -> None:
+        if name not in self.file:
+            self.file.create_dataset(name, (0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
+                                     dtype=values.dtype, chunks=(chunk_rows, *values.shape[1:]))
+        dataset = self.file[name]
+        start = dataset.shape[0]
+        dataset.resize(start + values.shape[0], axis=0)
+        dataset[start:] = values
+
+    def write(self, image_id: str, features: np.ndarray, feature_labels: np.ndarray, labels: np.ndarray) -> None:
+        """features (h, w, D), feature_labels (h, w) and labels (H, W) of the next image."""
+        if self.written >= self.count:
+            raise ValueError(f"{self.file.filename}: more than the {self.count} images announced")
         if not np.isfinite(features).all():
             raise FloatingPointError(f"features of image {image_id!r} contain NaN or Inf")
-        self.file["features"][index] = features.astype(np.float16)
-        self.file["feature_labels"][index] = feature_labels
-        self.file["labels"][index] = labels
-        self.file["ids"][index] = image_id
+        pixels = features.shape[0] * features.shape[1]
+        self._append("features", features.reshape(pixels, self.feature_dim).astype(np.float16), pixels)
+        self._append("feature_labels", feature_labels.reshape(-1).astype(np.uint8), pixels)
+        self._append("labels", labels.reshape(-1).astype(np.uint8), labels.size)
+        self.feature_offsets.append(self.feature_offsets[-1] + pixels)
+        self.label_offsets.append(self.label_offsets[-1] + labels.size)
+        self.file["ids"][self.written] = image_id
+        self.file["feature_shapes"][self.written] = features.shape[:2]
+        self.file["label_shapes"][self.written] = labels.shape
+        self.written += 1
 
     def __enter__(self) -> "FeatureCacheWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.file.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        try:
+            if exc_type is None:
+                if self.written != self.count:
+                    raise ValueError(f"{self.file.filename}: {self.written} images written, {self.count} announced")
+                self.file.create_dataset("feature_offsets", data=np.asarray(self.feature_offsets, dtype=np.int64))
+                self.file.create_dataset("label_offsets", data=np.asarray(self.label_offsets, dtype=np.int64))
+        finally:
+            self.file.close()
 
 
 @dataclass
 class CacheBatch:
     ids: list[str]
-    features: torch.Tensor        # (B, H, W, D) float32
-    feature_labels: torch.Tensor  # (B, H, W) uint8
-    labels: torch.Tensor          # (B, h, w) uint8
+    features: torch.Tensor                 # (P, D) float32, the batch's feature pixels image after image
+    feature_labels: torch.Tensor           # (P,) uint8
+    feature_shapes: list[tuple[int, int]]  # (h, w) of each image's feature map
+    labels: list[torch.Tensor]             # (H, W) uint8 per image, full resolution
+
+    def image_features(self) -> list[torch.Tensor]:
+        """The features of each image as an (h, w, D) tensor."""
+        sizes = [h * w for h, w in self.feature_shapes]
+        return [part.reshape(h, w, -1) for part, (h, w) in zip(torch.split(self.features, sizes), self.feature_shapes)]
 
 
 class FeatureCache:
-    """Read-only, streaming access to a cache: batches are read chunk by chunk, never all at once."""
+    """Read-only, streaming access to a cache: batches are read slice by slice, never all at once."""
 
     def __init__(self, path: str | Path, expected_params_hash: str | None = None) -> None:
         self.path = Path(path)
@@ -101,11 +139,13 @@ class FeatureCache:
             raise CacheError(f"{self.path}: feature cache not found; build it with `dvc repro features`")
         with h5py.File(self.path, "r") as handle:
             attrs = dict(handle.attrs)
-            self.shape = handle["features"].shape
-            self.label_shape = handle["labels"].shape[1:]
-        if attrs.get("schema_version") != SCHEMA_VERSION:
-            raise CacheError(f"{self.path}: schema version {attrs.get('schema_version')} is not {SCHEMA_VERSION}; "
-                             f"rebuild it with `dvc repro features`")
+            if attrs.get("schema_version") != SCHEMA_VERSION:
+                raise CacheError(f"{self.path}: schema version {attrs.get('schema_version')} is not "
+                                 f"{SCHEMA_VERSION}; rebuild it with `dvc repro features`")
+            self.feature_offsets = handle["feature_offsets"][:]
+            self.label_offsets = handle["label_offsets"][:]
+            self.feature_shapes = [tuple(int(v) for v in shape) for shape in handle["feature_shapes"][:]]
+            self.label_shapes = [tuple(int(v) for v in shape) for shape in handle["label_shapes"][:]]
         if expected_params_hash is not None and attrs.get("params_hash") != expected_params_hash:
             raise CacheError(f"{self.path}: made by other params (hash {attrs.get('params_hash')}, current "
                              f"{expected_params_hash}); rebuild it with `dvc repro features`")
@@ -116,16 +156,21 @@ class FeatureCache:
         self.feature_dim = int(attrs["feature_dim"])
 
     def __len__(self) -> int:
-        return self.shape[0]
+        return len(self.feature_shapes)
 
     def batches(self, batch_size: int, limit: int | None = None) -> Iterator[CacheBatch]:
         count = len(self) if limit is None else min(limit, len(self))
         with h5py.File(self.path, "r") as handle:
             for start in range(0, count, batch_size):
                 stop = min(start + batch_size, count)
+                first, last = self.feature_offsets[start], self.feature_offsets[stop]
+                flat_labels = handle["labels"][self.label_offsets[start]:self.label_offsets[stop]]
+                bounds = self.label_offsets[start:stop + 1] - self.label_offsets[start]
                 yield CacheBatch(
                     ids=[value.decode() if isinstance(value, bytes) else value for value in handle["ids"][start:stop]],
-                    features=torch.from_numpy(handle["features"][start:stop].astype(np.float32)),
-                    feature_labels=torch.from_numpy(handle["feature_labels"][start:stop]),
-                    labels=torch.from_numpy(handle["labels"][start:stop]),
+                    features=torch.from_numpy(handle["features"][first:last].astype(np.float32)),
+                    feature_labels=torch.from_numpy(handle["feature_labels"][first:last]),
+                    feature_shapes=self.feature_shapes[start:stop],
+                    labels=[torch.from_numpy(flat_labels[bounds[i]:bounds[i + 1]].reshape(self.label_shapes[start + i]))
+                            for i in range(stop - start)],
                 )

@@ -1,8 +1,17 @@
-"""DeepLabv3+-style segmentation network on an ImageNet EfficientNet-Lite0 encoder.
+"""DeepLabv3+ segmentation networks: an encoder, a head that yields penultimate features, a 1x1 classifier.
 
-The encoder stops at output stride 16. The head applies ASPP (separable atrous convolutions plus
-image pooling) to the stride-16 map, fuses it with the stride-8 low-level map and yields
-``feature_dim`` penultimate features at stride 8. A 1x1 classifier over the seen classes sits on top.
+Two architectures share one interface (``encoder(images) -> (low, high)``, ``head(low, high) ->
+features``, ``classifier``, ``stride``), so training, caching and prediction do not care which one runs:
+
+- ``efficientnet_lite0``: the packaged ImageNet EfficientNet-Lite0 to output stride 16; ASPP of
+  separable atrous convolutions plus image pooling, fused with the stride-8 map: features at stride 8.
+  Small enough for the CPU demo.
+- ``deeplabv3plus_resnet101``: ZS3Net's network. ResNet-101 at output stride 16 (dilated last block
+  with multi-grid 1, 2, 4), ASPP with rates 6/12/18 plus image pooling, a decoder fusing the stride-4
+  map projected to 48 channels: 256-d features at stride 4. Module names follow ZS3Net's code, so its
+  released checkpoints load through :func:`load_zs3net_checkpoint`.
+
+Networks take RGB images in [0, 255] and normalise them themselves.
 """
 
 from __future__ import annotations
@@ -13,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FEATURE_STRIDE = 8
 LOW_LEVEL_CHANNELS = 48
+ARCHITECTURES = ("efficientnet_lite0", "deeplabv3plus_resnet101")
 
 
 def _separable(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
@@ -119,23 +128,181 @@ class DeepLabHead(nn.Module):
 class SegmentationNetwork(nn.Module):
     """Encoder + DeepLab head + 1x1 classifier over the seen classes."""
 
-    def __init__(self, num_seen: int, feature_dim: int, aspp_rates: list[int], pretrained: bool = True) -> None:
+    def __init__(self, arch: str, num_seen: int, feature_dim: int, aspp_rates: list[int],
+                 weights: str | None = None) -> None:
         super().__init__()
-        self.num_seen, self.feature_dim, self.aspp_rates = num_seen, feature_dim, list(aspp_rates)
-        self.encoder = EfficientNetLiteEncoder(pretrained=pretrained)
-        self.head = DeepLabHead(self.encoder.low_channels, self.encoder.high_channels, feature_dim, aspp_rates)
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"backbone.arch = {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+        self.arch, self.num_seen, self.feature_dim, self.aspp_rates = arch, num_seen, feature_dim, list(aspp_rates)
+        if arch == "efficientnet_lite0":
+            self.encoder = EfficientNetLiteEncoder(pretrained=weights == "packaged")
+            self.head = DeepLabHead(self.encoder.low_channels, self.encoder.high_channels, feature_dim, aspp_rates)
+            self.stride = 8
+        else:
+            self.encoder = ResNet101Encoder(weights)
+            self.head = ResNetDeepLabHead(feature_dim, aspp_rates)
+            self.stride = 4
         self.classifier = nn.Conv2d(feature_dim, num_seen, 1)
         self.to(memory_format=torch.channels_last)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (B, D, H/8, W/8) of RGB images (B, 3, H, W) in [0, 255]."""
+        """Penultimate features (B, D, ~H/stride, ~W/stride) of RGB images (B, 3, H, W) in [0, 255]."""
         return self.head(*self.encoder(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(images))
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained at ``head_lr_multiplier`` times the encoder's rate (ZS3Net: 10x)."""
+        return [*self.head.parameters(), *self.classifier.parameters()]
+
     def config(self) -> dict:
-        return {"num_seen": self.num_seen, "feature_dim": self.feature_dim, "aspp_rates": self.aspp_rates}
+        return {"arch": self.arch, "num_seen": self.num_seen, "feature_dim": self.feature_dim,
+                "aspp_rates": self.aspp_rates}
+
+
+class ResNet101Encoder(nn.Module):
+    """torchvision's ResNet-101 at output stride 16, with ZS3Net's multi-grid (dilations 2, 4, 8) in layer4.
+
+    ``weights`` is a local ImageNet state dict file or None: torchvision's download enums fail offline.
+    """
+
+    MEAN = (0.485, 0.456, 0.406)
+    STD = (0.229, 0.224, 0.225)
+
+    def __init__(self, weights: str | None) -> None:
+        super().__init__()
+        from torchvision.models import resnet101
+
+        net = resnet101(weights=None, replace_stride_with_dilation=[False, False, True])
+        for block, dilation in zip(net.layer4, (2, 4, 8)):
+            block.conv2.dilation, block.conv2.padding = (dilation, dilation), (dilation, dilation)
+        if weights is not None:
+            state = _read_state_dict(weights)
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.startswith("fc.")]
+            if missing or unexpected:
+                raise ValueError(f"backbone.weights = {weights!r}: not a ResNet-101 ImageNet state dict "
+                                 f"(missing {missing[:1]}, unexpected {unexpected[:1]})")
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1) * 255, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        low = self.layer1(x)
+        return low, self.layer4(self.layer3(self.layer2(low)))
+
+
+class ASPPBranch(nn.Module):
+    """ZS3Net's ``_ASPPModule``: the names atrous_conv / bn keep its checkpoints loadable."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.atrous_conv = nn.Conv2d(in_channels, out_channels, kernel, padding=0 if kernel == 1 else dilation,
+                                     dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.atrous_conv(x)))
+
+
+class ResNetASPP(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, rates: list[int]) -> None:
+        super().__init__()
+        self.branch_names = [f"aspp{index}" for index in range(1, len(rates) + 2)]
+        self.aspp1 = ASPPBranch(in_channels, out_channels, 1)
+        for name, rate in zip(self.branch_names[1:], rates):
+            setattr(self, name, ASPPBranch(in_channels, out_channels, 3, rate))
+        self.global_avg_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                                             nn.BatchNorm2d(out_channels), nn.ReLU())
+        self.conv1 = nn.Conv2d(out_channels * (len(rates) + 2), out_channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.interpolate(self.global_avg_pool(x), size=x.shape[2:], mode="bilinear", align_corners=True)
+        x = torch.cat([getattr(self, name)(x) for name in self.branch_names] + [pooled], dim=1)
+        return self.dropout(F.relu(self.bn1(self.conv1(x))))
+
+
+class ResNetDecoder(nn.Module):
+    def __init__(self, low_channels: int, feature_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(low_channels, LOW_LEVEL_CHANNELS, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(LOW_LEVEL_CHANNELS)
+        self.last_conv = nn.Sequential(
+            nn.Conv2d(feature_dim + LOW_LEVEL_CHANNELS, feature_dim, 3, padding=1, bias=False),
+            nn.BatchNorm2d(feature_dim), nn.ReLU(), nn.Dropout(0.5),
+            nn.Conv2d(feature_dim, feature_dim, 3, padding=1, bias=False),
+            nn.BatchNorm2d(feature_dim), nn.ReLU(), nn.Dropout(0.1))
+
+    def forward(self, context: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        low = F.relu(self.bn1(self.conv1(low)))
+        context = F.interpolate(context, size=low.shape[2:], mode="bilinear", align_corners=True)
+        return self.last_conv(torch.cat([context, low], dim=1))
+
+
+class ResNetDeepLabHead(nn.Module):
+    def __init__(self, feature_dim: int, aspp_rates: list[int]) -> None:
+        super().__init__()
+        self.aspp = ResNetASPP(2048, feature_dim, aspp_rates)
+        self.decoder = ResNetDecoder(256, feature_dim)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.aspp(high), low)
+
+
+def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a file: bare, or under "state_dict" / "model", DataParallel's "module." stripped."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(content, dict) and isinstance(content.get(key), dict):
+            content = content[key]
+    return {k.removeprefix("module."): v for k, v in content.items()}
+
+
+def zs3net_state_dict(reference: dict[str, torch.Tensor], seen: list[int],
+                      num_classes: int) -> dict[str, torch.Tensor]:
+    """Rename a ZS3Net (pytorch-deeplab-xception) DeepLabv3+ state dict to this network's names.
+
+    Its final 1x1 convolution (``decoder.pred_conv``, or ``decoder.last_conv.8`` in older code) covers
+    all classes or only the seen ones; the seen rows become the classifier.
+    """
+    renamed = {}
+    for key, value in reference.items():
+        key = key.removeprefix("module.")
+        if key.startswith(("decoder.pred_conv.", "decoder.last_conv.8.")):
+            name = "classifier." + key.rsplit(".", 1)[1]
+            if value.shape[0] == num_classes:
+                value = value[seen]
+            elif value.shape[0] != len(seen):
+                raise ValueError(f"{key}: {value.shape[0]} output classes, expected {num_classes} (all) "
+                                 f"or {len(seen)} (seen)")
+            renamed[name] = value
+        elif key.startswith("backbone."):
+            renamed["encoder." + key.removeprefix("backbone.")] = value
+        elif key.startswith(("aspp.", "decoder.")):
+            renamed["head." + key] = value
+        else:
+            raise ValueError(f"{key}: not a key of ZS3Net's DeepLabv3+")
+    return renamed
+
+
+def load_zs3net_checkpoint(network: SegmentationNetwork, path: str | Path, seen: list[int], num_classes: int) -> None:
+    """Load one of ZS3Net's released per-K checkpoints into a ``deeplabv3plus_resnet101`` network."""
+    if network.arch != "deeplabv3plus_resnet101":
+        raise ValueError(f"backbone.checkpoint needs backbone.arch deeplabv3plus_resnet101, not {network.arch}")
+    state = zs3net_state_dict(_read_state_dict(path), seen, num_classes)
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"backbone.checkpoint = {str(path)!r}: keys do not match ZS3Net's DeepLabv3+ ResNet-101 "
+                         f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
 
 
 def save_network(network: SegmentationNetwork, path: str | Path, extra: dict) -> None:
@@ -145,6 +312,6 @@ def save_network(network: SegmentationNetwork, path: str | Path, extra: dict) ->
 def load_network(path: str | Path, device: torch.device) -> tuple[SegmentationNetwork, dict]:
     """Rebuild a saved network; its weights come from the file, so no pretrained download is needed."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    network = SegmentationNetwork(**checkpoint["config"], pretrained=False)
+    network = SegmentationNetwork(**checkpoint["config"], weights=None)
     network.load_state_dict(checkpoint["state_dict"])
     return network.to(device).eval(), checkpoint

@@ -73,7 +73,7 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
     """Rows: val images; columns: image, ground truth, then each round's prediction."""
     batch = next(cache.batches(count))
     palette = class_palette(len(cache.class_names))
-    predictions = {r: predict(batch, classifier, device).numpy() for r, classifier in classifiers.items()}
+    predictions = {r: [p.numpy() for p in predict(batch, classifier, device)] for r, classifier in classifiers.items()}
     columns = 2 + len(classifiers)
     rows = len(batch.ids)
     figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.7 * rows + 0.9), squeeze=False)
@@ -88,8 +88,8 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(title, fontsize=8)
-    present = sorted(set(np.unique(batch.labels.numpy())) - {IGNORE_INDEX}
-                     | set(np.unique(np.stack(list(predictions.values())))))
+    present = sorted(set().union(*(np.unique(label.numpy()) for label in batch.labels)) - {IGNORE_INDEX}
+                     | set().union(*(np.unique(p) for per_round in predictions.values() for p in per_round)))
     handles = [matplotlib.patches.Patch(color=palette[c] / 255.0,
                                         label=cache.class_names[c] + (" (unseen)" if c in cache.unseen else ""))
                for c in present]

@@ -2,145 +2,251 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zsseg.config import BackboneParams
 from zsseg.datasets import ClassSplit, FolderDataset
 from zsseg.feature_cache import FeatureCacheWriter, block_labels
 from zsseg.metrics import IGNORE_INDEX
-from zsseg.network import FEATURE_STRIDE, SegmentationNetwork
+from zsseg.network import SegmentationNetwork
 from zsseg.runtime import torch_generator
 
 
-def seen_training_set(dataset: FolderDataset, class_split: ClassSplit,
-                      log: Callable[[str], None]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Training images without any unseen pixel (the ZS3Net protocol), labels in seen-classifier indices.
-
-    Returns uint8 images (N, 3, H, W), uint8 labels (N, H, W) and the kept ids.
-    """
+def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Callable[[str], None]) -> list[str]:
+    """Training images without any unseen pixel (the ZS3Net protocol); warns about seen classes left empty."""
     unseen = np.asarray(class_split.unseen)
-    to_seen = class_split.seen_label_map()
-    images, labels, kept = [], [], []
+    kept, pixel_counts = [], np.zeros(256, dtype=np.int64)
     ids = dataset.ids("train")
-    for image_id in tqdm(ids, desc="load train", unit="img", leave=False):
-        image, label = dataset.load(image_id)
+    for image_id in tqdm(ids, desc="select train", unit="img", leave=False):
+        label = dataset.load_label(image_id)
         if np.isin(label, unseen).any():
             continue
-        images.append(torch.from_numpy(image).permute(2, 0, 1))
-        labels.append(torch.from_numpy(to_seen[label]))
         kept.append(image_id)
+        pixel_counts += np.bincount(label.reshape(-1), minlength=256)
     log(f"kept {len(kept)} of {len(ids)} training images; dropped {len(ids) - len(kept)} with unseen pixels")
     if not kept:
         raise ValueError("every training image contains an unseen class: nothing is left to train on")
-    pixel_counts = np.bincount(torch.stack(labels).reshape(-1).numpy(), minlength=256)
-    for position, index in enumerate(class_split.seen):
-        if pixel_counts[position] == 0:
+    for index in class_split.seen:
+        if pixel_counts[index] == 0:
             log(f"warning: seen class {class_split.names[index]!r} has no pixel in the kept training images")
-    return torch.stack(images), torch.stack(labels), kept
+    return kept
 
 
-def train_segmentation_network(network: SegmentationNetwork, images: torch.Tensor, labels: torch.Tensor,
-                               params: BackboneParams, seed: int, device: torch.device) -> list[dict]:
-    """Cross-entropy on seen classes with horizontal flips.
+def mixed_precision(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); a no-op on the CPU."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
-    With a frozen encoder its maps are computed once and flipped together with the labels, which is
-    exact for the flip-equivariant part and turns each epoch into a pass over the head alone.
+
+class SeenTrainingImages(Dataset):
+    """Kept training images with labels in seen-classifier indices, augmented per (seed, epoch, index).
+
+    With ``crop_size`` an image is randomly rescaled within ``scale_range``, padded (label 255) and
+    cropped to crop_size x crop_size; every image is flipped with probability 1/2. Seeding each
+    sample by its index keeps the augmentation independent of the number of loader workers.
     """
+
+    def __init__(self, dataset: FolderDataset, ids: list[str], class_split: ClassSplit, crop_size: int | None,
+                 scale_range: list[float], seed: int) -> None:
+        self.dataset, self.ids, self.crop_size, self.scale_range, self.seed = dataset, ids, crop_size, scale_range, seed
+        self.to_seen = class_split.seen_label_map()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, label = self.dataset.load(self.ids[index])
+        label = self.to_seen[label]
+        if self.crop_size is not None:
+            image, label = self._scale_and_crop(image, label, rng)
+        if rng.random() < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+                torch.from_numpy(np.ascontiguousarray(label)).long())
+
+    def _scale_and_crop(self, image: np.ndarray, label: np.ndarray,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        scale = rng.uniform(*self.scale_range)
+        height, width = max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
+        image = np.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+        label = np.array(Image.fromarray(label).resize((width, height), Image.NEAREST))
+        size = self.crop_size
+        padded_image = np.zeros((max(height, size), max(width, size), 3), dtype=np.uint8)
+        padded_label = np.full(padded_image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
+        padded_image[:height, :width], padded_label[:height, :width] = image, label
+        top = int(rng.integers(0, padded_image.shape[0] - size + 1))
+        left = int(rng.integers(0, padded_image.shape[1] - size + 1))
+        return padded_image[top:top + size, left:left + size], padded_label[top:top + size, left:left + size]
+
+
+def _optimiser(network: SegmentationNetwork, params: BackboneParams) -> torch.optim.Optimizer:
+    head = network.head_parameters()
+    groups = [{"params": head, "lr": params.learning_rate * params.head_lr_multiplier}]
+    if not params.freeze_encoder:
+        groups.insert(0, {"params": list(network.encoder.parameters()), "lr": params.learning_rate})
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=params.learning_rate, momentum=params.momentum,
+                               weight_decay=params.weight_decay)
+    return torch.optim.AdamW(groups, lr=params.learning_rate, weight_decay=params.weight_decay)
+
+
+def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenTrainingImages, batch_size: int,
+                            rng: torch.Generator, device: torch.device) -> Callable[[], Iterator]:
+    """Whole images of one size through a frozen encoder: its maps are computed once.
+
+    The maps are flipped together with the labels, which is exact for the flip-equivariant part and
+    turns each epoch into a pass over the head alone.
+    """
+    images, labels = [], []
+    for image_id in tqdm(training_images.ids, desc="load train", unit="img", leave=False):
+        image, label = training_images.dataset.load(image_id)
+        if images and image.shape[:2] != tuple(images[0].shape[1:]):
+            raise ValueError(f"{training_images.dataset.image_path(image_id)}: size {image.shape[1]}x{image.shape[0]} "
+                             f"differs from the first training image; set backbone.crop_size to train on crops")
+        images.append(torch.from_numpy(image).permute(2, 0, 1))
+        labels.append(torch.from_numpy(training_images.to_seen[label]))
+    images_tensor, labels_tensor = torch.stack(images), torch.stack(labels)
+    maps = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(images_tensor), 64), desc="encode", unit="batch", leave=False):
+            low, high = network.encoder(images_tensor[start:start + 64].to(device).float())
+            maps.append((low.cpu(), high.cpu()))
+    low_maps = torch.cat([low for low, _ in maps])
+    high_maps = torch.cat([high for _, high in maps])
+
+    def epoch() -> Iterator:
+        order = torch.randperm(len(images_tensor), generator=rng)
+        for start in range(0, len(images_tensor), batch_size):
+            index = order[start:start + batch_size]
+            flip = torch.rand(index.numel(), generator=rng) < 0.5
+            target = labels_tensor[index].long()
+            target[flip] = target[flip].flip(-1)
+            low, high = low_maps[index].clone(), high_maps[index].clone()
+            low[flip], high[flip] = low[flip].flip(-1), high[flip].flip(-1)
+            yield (low, high), target
+
+    return epoch
+
+
+def train_segmentation_network(network: SegmentationNetwork, dataset: FolderDataset, ids: list[str],
+                               class_split: ClassSplit, params: BackboneParams, seed: int,
+                               device: torch.device) -> list[dict]:
+    """Cross-entropy on seen classes; poly(0.9) learning-rate decay; flips, and random scale/crop with crop_size."""
     network = network.to(device)
     rng = torch_generator(seed)
+    training_images = SeenTrainingImages(dataset, ids, class_split, params.crop_size, params.scale_range, seed)
     if params.freeze_encoder:
         network.encoder.eval().requires_grad_(False)
-        inputs = []
-        with torch.no_grad():
-            for start in tqdm(range(0, len(images), 64), desc="encode", unit="batch", leave=False):
-                low, high = network.encoder(images[start:start + 64].to(device).float())
-                inputs.append((low.cpu(), high.cpu()))
-        low_maps = torch.cat([low for low, _ in inputs])
-        high_maps = torch.cat([high for _, high in inputs])
-        trainable = [*network.head.parameters(), *network.classifier.parameters()]
+    precomputed = params.freeze_encoder and params.crop_size is None
+    if precomputed:
+        batches = _frozen_encoder_batches(network, training_images, params.batch_size, rng, device)
+        steps_per_epoch = -(-len(ids) // params.batch_size)
     else:
-        trainable = list(network.parameters())
-    optimiser = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
-    steps_per_epoch = -(-len(images) // params.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: (1 - step / (params.epochs * steps_per_epoch)) ** 0.9)
+        # drop_last: BatchNorm after the image pooling cannot train on a batch of one.
+        loader = DataLoader(training_images, batch_size=params.batch_size, shuffle=True, generator=rng,
+                            drop_last=len(ids) > params.batch_size, num_workers=params.workers,
+                            pin_memory=device.type == "cuda", persistent_workers=params.workers > 0)
+        steps_per_epoch = len(loader)
+
+        def batches() -> Iterator:
+            for images, target in loader:
+                yield images, target
+    optimiser = _optimiser(network, params)
+    total_steps = params.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: (1 - step / total_steps) ** 0.9)
     log = []
     progress = tqdm(range(params.epochs), desc="backbone", unit="epoch")
     for epoch in progress:
+        training_images.epoch = epoch
         network.head.train()
         network.classifier.train()
         if not params.freeze_encoder:
             network.encoder.train()
-        order = torch.randperm(len(images), generator=rng)
-        total, seen_pixels = 0.0, 0
-        for start in range(0, len(images), params.batch_size):
-            index = order[start:start + params.batch_size]
-            flip = torch.rand(index.numel(), generator=rng) < 0.5
-            target = labels[index].long()
-            target[flip] = target[flip].flip(-1)
-            if params.freeze_encoder:
-                low, high = low_maps[index].clone(), high_maps[index].clone()
-                low[flip], high[flip] = low[flip].flip(-1), high[flip].flip(-1)
-                logits = network.classifier(network.head(low.to(device), high.to(device)))
-            else:
-                batch = images[index].float()
-                batch[flip] = batch[flip].flip(-1)
-                logits = network(batch.to(device))
-            logits = F.interpolate(logits, size=target.shape[1:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(logits, target.to(device), ignore_index=IGNORE_INDEX)
+        total, images_seen = 0.0, 0
+        for inputs, target in batches():
+            with mixed_precision(device, params.mixed_precision):
+                if precomputed:
+                    low, high = inputs
+                    logits = network.classifier(network.head(low.to(device), high.to(device)))
+                else:
+                    logits = network(inputs.to(device, non_blocking=True).float())
+            logits = F.interpolate(logits.float(), size=target.shape[1:], mode="bilinear", align_corners=False)
+            loss = F.cross_entropy(logits, target.to(device, non_blocking=True), ignore_index=IGNORE_INDEX)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"backbone: epoch {epoch}: loss is {loss.item()}")
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             scheduler.step()
-            total += loss.item() * index.numel()
-            seen_pixels += index.numel()
-        log.append({"epoch": epoch, "loss": total / seen_pixels})
-        progress.set_postfix(loss=f"{total / seen_pixels:.3f}")
+            total += loss.item() * target.shape[0]
+            images_seen += target.shape[0]
+        log.append({"epoch": epoch, "loss": total / max(images_seen, 1)})
+        progress.set_postfix(loss=f"{total / max(images_seen, 1):.3f}")
     return log
+
+
+class _SplitImages(Dataset):
+    def __init__(self, dataset: FolderDataset, ids: list[str], label_map: np.ndarray | None) -> None:
+        self.dataset, self.ids, self.label_map = dataset, ids, label_map
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray]:
+        image, label = self.dataset.load(self.ids[index])
+        return self.ids[index], image, label if self.label_map is None else self.label_map[label]
+
+
+def _same_size_runs(items: list[tuple[str, np.ndarray, np.ndarray]]) -> Iterator[list]:
+    run: list = []
+    for item in items:
+        if run and item[1].shape != run[0][1].shape:
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
 
 
 @torch.no_grad()
 def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, split: str, class_split: ClassSplit,
                         path: str | Path, label_purity: float, batch_size: int, device: torch.device,
-                        attributes: dict) -> None:
-    """Run the frozen network over a split and cache features and labels.
+                        attributes: dict, workers: int = 0, use_mixed_precision: bool = True) -> None:
+    """Run the frozen network over a split, every image at its own size, and cache features and labels.
 
     In the train split every unseen label becomes 255 *before* anything is written, so no later
-    stage can learn which unseen class a pixel belongs to.
+    stage can learn which unseen class a pixel belongs to. Images of equal size share a batch.
     """
     network = network.to(device).eval()
     ids = dataset.ids(split)
     hide_unseen = split == "train"
-    unseen_to_ignore = class_split.unseen_to_ignore_map()
-    first_image, first_label = dataset.load(ids[0])
-    height, width = first_label.shape
-    if height % FEATURE_STRIDE or width % FEATURE_STRIDE:
-        raise ValueError(f"{dataset.image_path(ids[0])}: size {width}x{height} is not a multiple of {FEATURE_STRIDE}")
-    feature_shape = (height // FEATURE_STRIDE, width // FEATURE_STRIDE, network.feature_dim)
-    attributes = {**attributes, "split": split, "stride": FEATURE_STRIDE, "feature_dim": network.feature_dim,
+    attributes = {**attributes, "split": split, "stride": network.stride, "feature_dim": network.feature_dim,
                   "class_names": list(class_split.names), "unseen": list(class_split.unseen),
                   "label_purity": label_purity, "unseen_labels": "ignored" if hide_unseen else "kept"}
-    with FeatureCacheWriter(path, len(ids), feature_shape, (height, width), attributes) as writer:
-        for start in tqdm(range(0, len(ids), batch_size), desc=f"features {split}", unit="batch"):
-            batch_ids = ids[start:start + batch_size]
-            images, labels = [], []
-            for image_id in batch_ids:
-                image, label = dataset.load(image_id)
-                if label.shape != (height, width):
-                    raise ValueError(f"{dataset.label_path(image_id)}: size {label.shape[1]}x{label.shape[0]} differs "
-                                     f"from the split's {width}x{height}")
-                images.append(torch.from_numpy(image).permute(2, 0, 1))
-                labels.append(unseen_to_ignore[label] if hide_unseen else label)
-            features = network.features(torch.stack(images).to(device).float()).permute(0, 2, 3, 1).cpu().numpy()
-            for offset, image_id in enumerate(batch_ids):
-                label = labels[offset]
-                writer.write(start + offset, image_id, features[offset],
-                             block_labels(label, FEATURE_STRIDE, label_purity), label)
+    loader = DataLoader(_SplitImages(dataset, ids, class_split.unseen_to_ignore_map() if hide_unseen else None),
+                        batch_size=batch_size, num_workers=workers, collate_fn=list)
+    with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
+        for items in tqdm(loader, desc=f"features {split}", unit="batch"):
+            for run in _same_size_runs(items):
+                images = torch.stack([torch.from_numpy(image).permute(2, 0, 1) for _, image, _ in run])
+                if device.type == "cuda":
+                    images = images.pin_memory()
+                with mixed_precision(device, use_mixed_precision):
+                    features = network.features(images.to(device, non_blocking=True).float())
+                features = features.float().permute(0, 2, 3, 1).cpu().numpy()
+                for (image_id, _, label), image_features in zip(run, features):
+                    shape = image_features.shape[:2]
+                    writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),
+                                 label)

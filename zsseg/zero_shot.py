@@ -44,8 +44,8 @@ def sample_class_features(cache: FeatureCache, classes: Sequence[int], per_class
     kept = {c: torch.empty(0, cache.feature_dim) for c in classes}
     for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="sample features",
                       unit="batch", leave=False):
-        features = batch.features.reshape(-1, cache.feature_dim)
-        labels = batch.feature_labels.reshape(-1).long()
+        features = batch.features
+        labels = batch.feature_labels.long()
         pixel_keys = torch.rand(labels.numel(), generator=rng)
         for c in classes:
             mask = labels == c
@@ -110,8 +110,8 @@ def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: 
     candidates = {u: 0 for u in sorted(unseen)}
     for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="pseudo-features",
                       unit="batch", leave=False):
-        features = batch.features.reshape(-1, cache.feature_dim)
-        unlabelled = batch.feature_labels.reshape(-1) == IGNORE_INDEX
+        features = batch.features
+        unlabelled = batch.feature_labels == IGNORE_INDEX
         features = features[unlabelled]
         if features.shape[0] == 0:
             continue
@@ -235,13 +235,17 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
 
 
 @torch.no_grad()
-def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> torch.Tensor:
-    """Dense predictions at label resolution: logits upsampled bilinearly, then argmax."""
-    logits = classifier.to(device)(batch.features.to(device)).permute(0, 3, 1, 2)
-    if not torch.isfinite(logits).all():
-        raise NumericalError(f"prediction: logits of {batch.ids[0]!r}.. contain NaN or Inf")
-    logits = F.interpolate(logits, size=tuple(batch.labels.shape[1:]), mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1).cpu()
+def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> list[torch.Tensor]:
+    """Dense predictions at each image's label resolution: logits upsampled bilinearly, then argmax."""
+    classifier = classifier.to(device)
+    predictions = []
+    for image_id, features, label in zip(batch.ids, batch.image_features(), batch.labels):
+        logits = classifier(features.to(device)).permute(2, 0, 1).unsqueeze(0)
+        if not torch.isfinite(logits).all():
+            raise NumericalError(f"prediction: logits of image {image_id!r} contain NaN or Inf")
+        logits = F.interpolate(logits, size=tuple(label.shape), mode="bilinear", align_corners=False)
+        predictions.append(logits[0].argmax(dim=0).cpu())
+    return predictions
 
 
 def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: int,
@@ -250,5 +254,6 @@ def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: 
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="evaluate",
                       unit="batch", leave=False):
-        confusion += confusion_matrix(batch.labels, predict(batch, classifier, device), num_classes)
+        for label, prediction in zip(batch.labels, predict(batch, classifier, device)):
+            confusion += confusion_matrix(label, prediction, num_classes)
     return confusion

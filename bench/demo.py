@@ -47,6 +47,8 @@ def main() -> None:
     for round_index, values in metrics.items():
         print(f"{round_index:<6}" + "".join(f"{values[key]:12.2f}" for key in
                                             ("pixel_acc", "seen_miou", "unseen_miou", "hiou")))
+    self_training = json.loads((ROOT / "data" / "metrics" / "self_training.json").read_text())
+    print("ZS5Net" + "".join(f"{self_training[key]:12.2f}" for key in ("pixel_acc", "seen_miou", "unseen_miou", "hiou")))
     best = max(values["hiou"] for values in metrics.values())
     print(f"\nround 0 unseen mIoU {metrics[0]['unseen_miou']:.1f} (target >= 45); best hIoU {best:.1f} "
           f"(target >= 75); gain over round 0 {best - metrics[0]['hiou']:+.1f} (target >= +10)")

@@ -1,4 +1,5 @@
-"""Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every round on val.
+"""Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every round, and of ZS5Net
+self-training, on val.
 
 The metrics directory holds only the JSON files, so that `dvc metrics` reads nothing else.
 """
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--features", required=True, help="directory written by the features stage")
     parser.add_argument("--rounds", required=True, help="directory holding one subdirectory per round")
-    parser.add_argument("--output", required=True, help="metrics directory: round_<r>.json")
+    parser.add_argument("--self-training", required=True, help="directory written by the self_training stage")
+    parser.add_argument("--output", required=True, help="metrics directory: round_<r>.json, self_training.json")
     parser.add_argument("--confusion", required=True, help="directory for round_<r>.csv confusion matrices")
     args = parser.parse_args(argv)
     log = stage_logger("evaluate")
@@ -36,16 +38,18 @@ def main(argv: list[str] | None = None) -> None:
         cache = FeatureCache(Path(args.features) / "val.h5", params.section_hash(*CACHE_SECTIONS))
         with (atomic_path(args.output, directory=True) as directory,
               atomic_path(args.confusion, directory=True) as confusion_directory):
-            for round_index in params.recursion.all_rounds():
-                classifier = load_classifier(Path(args.rounds) / str(round_index))
-                confusion = evaluate_classifier(cache, classifier, params.evaluate.batch_size, device)
+            runs = {f"round_{r}": Path(args.rounds) / str(r) for r in params.recursion.all_rounds()}
+            runs["self_training"] = Path(args.self_training)
+            for name, run_directory in runs.items():
+                confusion = evaluate_classifier(cache, load_classifier(run_directory), params.evaluate.batch_size,
+                                                device)
                 metrics = segmentation_metrics(confusion, cache.class_names, cache.unseen)
-                log.info("round %d: seen mIoU %.1f, unseen mIoU %.1f, hIoU %.1f", round_index,
-                         metrics["seen_miou"], metrics["unseen_miou"], metrics["hiou"])
-                (directory / f"round_{round_index}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                log.info("%s: seen mIoU %s, unseen mIoU %s, hIoU %s", name, metrics["seen_miou"],
+                         metrics["unseen_miou"], metrics["hiou"])
+                (directory / f"{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
                 frame = pd.DataFrame(confusion, index=cache.class_names, columns=cache.class_names)
                 frame.index.name = "ground_truth"
-                frame.to_csv(confusion_directory / f"round_{round_index}.csv")
+                frame.to_csv(confusion_directory / f"{name}.csv")
 
     run_stage("evaluate", body)
 

@@ -7,7 +7,7 @@ from zsseg.atomic import atomic_path
 from zsseg.config import load_params
 from zsseg.datasets import FolderDataset
 from zsseg.feature_cache import FeatureCache
-from zsseg.report import markdown_table, plot_rounds, prediction_grid, summary_table
+from zsseg.report import markdown_table, methods_table, plot_rounds, prediction_grid, summary_table
 from zsseg.rounds import load_classifier
 from zsseg.runtime import configure_torch, resolve_device, run_stage
 from stages.features import CACHE_SECTIONS
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         configure_torch(params.threads, params.seed)
         rounds = params.recursion.all_rounds()
         frame = summary_table(args.metrics, rounds)
+        methods = methods_table(args.metrics, rounds)
         cache = FeatureCache(Path(args.features) / "val.h5", params.section_hash(*CACHE_SECTIONS))
         dataset = FolderDataset(args.dataset)
         count = min(params.report.grid_images, len(cache))
@@ -36,10 +37,11 @@ def main(argv: list[str] | None = None) -> None:
         classifiers = {r: load_classifier(Path(args.rounds) / str(r)) for r in rounds}
         with atomic_path(args.output, directory=True) as directory:
             frame.to_csv(directory / "summary.csv", index=False)
+            methods.to_csv(directory / "methods.csv", index=False)
             (directory / "summary.md").write_text(
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
                 f"{len(cache.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
-                + markdown_table(frame))
+                + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods))
             plot_rounds(frame, directory / "rounds.png")
             prediction_grid(cache, images, classifiers, count, device, directory / "predictions.png")
 

@@ -48,7 +48,7 @@ def test_both_engines_declare_the_same_stages_outputs_and_edges():
     dvc_stages, dvc_edges = dvc_graph()
     snakemake_stages, snakemake_edges = snakemake_graph()
     assert set(dvc_stages) == {"demo", "prepare", "embed", "backbone", "features", "round_0", "round@1", "round@2", "round@3",
-                               "evaluate", "report"}
+                               "self_training", "evaluate", "report"}
     assert snakemake_stages == dvc_stages
     # DVC links a dependency on data/rounds to every round; Snakemake lists them: the edges agree.
     assert snakemake_edges == dvc_edges

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_params, write_params
-from stages import backbone, features, prepare, recursive_round, round_0
+from stages import backbone, features, prepare, recursive_round, round_0, self_training
 from stages.embed import main as embed_main
 from zsseg.demo import write_demo_dataset
 
@@ -52,6 +52,8 @@ def training_outputs(workdir, params_path) -> dict:
     recursive_round.main([*common, "--round", "1", "--previous", str(out / "rounds" / "0"),
                           "--features", str(out / "features"), "--embeddings", str(out / "embeddings.npz"),
                           "--output", str(out / "rounds" / "1")])
+    self_training.main([*common, "--previous", str(out / "rounds" / "0"), "--features", str(out / "features"),
+                        "--embeddings", str(out / "embeddings.npz"), "--output", str(out / "self_training")])
     result = {"backbone": digest_tensors(torch.load(out / "backbone" / "network.pt", weights_only=False)["state_dict"])}
     # The train cache keeps full-resolution labels too: they must also be identical (unseen -> 255).
     result["train_cache"] = digest_h5(out / "features" / "train.h5")
@@ -59,6 +61,8 @@ def training_outputs(workdir, params_path) -> dict:
         result[f"generator_{r}"] = digest_tensors(torch.load(out / "rounds" / r / "generator.pt")["state_dict"])
         result[f"classifier_{r}"] = digest_tensors(
             {k: v for k, v in torch.load(out / "rounds" / r / "classifier.pt").items() if torch.is_tensor(v)})
+    result["self_training_classifier"] = digest_tensors(
+        {k: v for k, v in torch.load(out / "self_training" / "classifier.pt").items() if torch.is_tensor(v)})
     result["pseudo_features"] = digest_h5(out / "rounds" / "1" / "pseudo_features.h5")
     return result
 

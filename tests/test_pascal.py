@@ -110,8 +110,8 @@ def test_zs3net_word2vec_rows_align_with_the_class_lists(name, size):
 
 
 def run_stages(tmp_path, params: dict) -> dict:
-    """prepare -> embed -> backbone -> features -> round 0 -> round 1 -> evaluate, in process."""
-    from stages import backbone, embed, evaluate, features, prepare, recursive_round, round_0
+    """prepare -> embed -> backbone -> features -> round 0 -> round 1 and self-training -> evaluate, in process."""
+    from stages import backbone, embed, evaluate, features, prepare, recursive_round, round_0, self_training
 
     params_file = str(write_params(tmp_path / "params.yaml", params))
     data = tmp_path / "data"
@@ -125,8 +125,11 @@ def run_stages(tmp_path, params: dict) -> dict:
     round_0.main([*common, *inputs, "--output", str(data / "rounds" / "0")])
     recursive_round.main([*common, "--round", "1", "--previous", str(data / "rounds" / "0"), *inputs,
                           "--output", str(data / "rounds" / "1")])
+    self_training.main([*common, "--previous", str(data / "rounds" / "0"), *inputs,
+                        "--output", str(data / "self_training")])
     evaluate.main([*common, "--features", str(data / "features"), "--rounds", str(data / "rounds"),
-                   "--output", str(data / "metrics"), "--confusion", str(data / "confusion")])
+                   "--self-training", str(data / "self_training"), "--output", str(data / "metrics"),
+                   "--confusion", str(data / "confusion")])
     return json.loads((data / "metrics" / "round_1.json").read_text())
 
 

@@ -65,13 +65,14 @@ def snakemake_run(tmp_path_factory):
 
 def test_dvc_repro_writes_every_declared_output(dvc_run):
     metrics = read_metrics(dvc_run)
-    assert set(metrics) == {"round_0.json", "round_1.json"}
+    assert set(metrics) == {"round_0.json", "round_1.json", "self_training.json"}
     for values in metrics.values():
         assert METRIC_KEYS <= set(values)
         assert 0.0 <= values["pixel_acc"] <= 100.0
         assert len(values["per_class_iou"]) == 17
     for path in ("data/features/train.h5", "data/features/val.h5", "data/rounds/1/pseudo_features.h5",
-                 "data/confusion/round_1.csv", "data/report/summary.csv", "data/report/summary.md",
+                 "data/confusion/round_1.csv", "data/confusion/self_training.csv", "data/self_training/classifier.pt",
+                 "data/report/summary.csv", "data/report/methods.csv", "data/report/summary.md",
                  "data/report/predictions.png", "data/report/rounds.png"):
         assert (dvc_run / path).is_file(), path
     lock = (dvc_run / "dvc.lock").read_text()

@@ -107,6 +107,12 @@ class RecursionParams:
 
 
 @dataclass(frozen=True)
+class SelfTrainingParams:
+    top_percent: float
+    per_class_cap: int
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
 
@@ -129,6 +135,7 @@ class Params:
     generator: GeneratorParams
     classifier: ClassifierParams
     recursion: RecursionParams
+    self_training: SelfTrainingParams
     evaluate: EvaluateParams
     report: ReportParams
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -273,6 +280,7 @@ def _check_ranges(params: Params) -> None:
                                           "real_features_per_class")),
                            ("classifier", ("epochs", "batch_size", "generated_per_class")),
                            ("recursion", ("per_class_cap", "generator_steps")),
+                           ("self_training", ("per_class_cap",)),
                            ("evaluate", ("batch_size",)),
                            ("report", ("grid_images",))):
         for name in names:
@@ -296,6 +304,8 @@ def _check_ranges(params: Params) -> None:
              "a mapping {round: previous round} that chains 1..R, e.g. {1: 0, 2: 1, 3: 2}")
     _require(0 < recursion.threshold <= 1, "recursion.threshold", recursion.threshold, "a number in (0, 1]")
     _require(recursion.min_count >= 0, "recursion.min_count", recursion.min_count, "an integer >= 0")
+    _require(0 < params.self_training.top_percent <= 100, "self_training.top_percent",
+             params.self_training.top_percent, "a percentage in (0, 100]")
     _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
 
 

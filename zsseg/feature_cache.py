@@ -59,11 +59,16 @@ def block_labels(label: np.ndarray, stride: int, purity: float, shape: tuple[int
 
 
 class FeatureCacheWriter:
-    """Appends images one by one; the file is closed even when writing fails."""
+    """Appends images one by one, flushed in groups (resizing HDF5 datasets per image is slow); the
+    file is closed even when writing fails."""
+
+    FLUSH_IMAGES = 64
 
     def __init__(self, path: str | Path, count: int, feature_dim: int, attributes: dict) -> None:
         self.count, self.feature_dim, self.written = count, feature_dim, 0
         self.feature_offsets, self.label_offsets = [0], [0]
+        self.pending: dict[str, list[np.ndarray]] = {"features": [], "feature_labels": [], "labels": []}
+        self.chunk_rows: dict[str, int] = {}
         self.file = h5py.File(path, "w")
         try:
             self.file.create_dataset("ids", (count,), dtype=h5py.string_dtype())
@@ -76,14 +81,19 @@ class FeatureCacheWriter:
             self.file.close()
             raise
 
-    def _append(self, name: str, values: np.ndarray, chunk_rows: int) -> None:
-        if name not in self.file:
-            self.file.create_dataset(name, (0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
-                                     dtype=values.dtype, chunks=(chunk_rows, *values.shape[1:]))
-        dataset = self.file[name]
-        start = dataset.shape[0]
-        dataset.resize(start + values.shape[0], axis=0)
-        dataset[start:] = values
+    def _flush(self) -> None:
+        for name, parts in self.pending.items():
+            if not parts:
+                continue
+            values = np.concatenate(parts)
+            if name not in self.file:
+                self.file.create_dataset(name, (0, *values.shape[1:]), maxshape=(None, *values.shape[1:]),
+                                         dtype=values.dtype, chunks=(self.chunk_rows[name], *values.shape[1:]))
+            dataset = self.file[name]
+            start = dataset.shape[0]
+            dataset.resize(start + values.shape[0], axis=0)
+            dataset[start:] = values
+            parts.clear()
 
     def write(self, image_id: str, features: np.ndarray, feature_labels: np.ndarray, labels: np.ndarray) -> None:
         """features (h, w, D), feature_labels (h, w) and labels (H, W) of the next image."""
@@ -92,15 +102,18 @@ class FeatureCacheWriter:
         if not np.isfinite(features).all():
             raise FloatingPointError(f"features of image {image_id!r} contain NaN or Inf")
         pixels = features.shape[0] * features.shape[1]
-        self._append("features", features.reshape(pixels, self.feature_dim).astype(np.float16), pixels)
-        self._append("feature_labels", feature_labels.reshape(-1).astype(np.uint8), pixels)
-        self._append("labels", labels.reshape(-1).astype(np.uint8), labels.size)
+        self.chunk_rows = self.chunk_rows or {"features": pixels, "feature_labels": pixels, "labels": labels.size}
+        self.pending["features"].append(features.reshape(pixels, self.feature_dim).astype(np.float16))
+        self.pending["feature_labels"].append(feature_labels.reshape(-1).astype(np.uint8))
+        self.pending["labels"].append(labels.reshape(-1).astype(np.uint8))
         self.feature_offsets.append(self.feature_offsets[-1] + pixels)
         self.label_offsets.append(self.label_offsets[-1] + labels.size)
         self.file["ids"][self.written] = image_id
         self.file["feature_shapes"][self.written] = features.shape[:2]
         self.file["label_shapes"][self.written] = labels.shape
         self.written += 1
+        if len(self.pending["features"]) >= self.FLUSH_IMAGES:
+            self._flush()
 
     def __enter__(self) -> "FeatureCacheWriter":
         return self
@@ -108,6 +121,7 @@ class FeatureCacheWriter:
     def __exit__(self, exc_type, *exc_info) -> None:
         try:
             if exc_type is None:
+                self._flush()
                 if self.written != self.count:
                     raise ValueError(f"{self.file.filename}: {self.written} images written, {self.count} announced")
                 self.file.create_dataset("feature_offsets", data=np.asarray(self.feature_offsets, dtype=np.int64))

@@ -29,13 +29,24 @@ def summary_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.Da
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
+def methods_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
+    """ZS3Net (round 0), ZS5Net self-training and recursive ZS-MMD (the last round), one row each."""
+    runs = [("ZS3Net", 0, "round_0"), ("ZS5Net self-training", 0, "self_training"),
+            ("recursive ZS-MMD", rounds[-1], f"round_{rounds[-1]}")]
+    rows = []
+    for method, round_index, name in runs:
+        metrics = json.loads((Path(metrics_directory) / f"{name}.json").read_text())
+        rows.append({"method": method, "round": round_index, **{key: metrics[key] for key in SUMMARY_COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=["method", *SUMMARY_COLUMNS])
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---:" for _ in frame.columns) + "|"
+    rule = "|" + "|".join("---" if column == "method" else "---:" for column in frame.columns) + "|"
     lines = [header, rule]
     for _, row in frame.iterrows():
-        cells = [str(int(row["round"]))] + [
-            "n/a" if pd.isna(row[column]) else f"{row[column]:.2f}" for column in frame.columns[1:]]
+        cells = [str(row[column]) if column == "method" else str(int(row[column])) if column == "round"
+                 else "n/a" if pd.isna(row[column]) else f"{row[column]:.2f}" for column in frame.columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

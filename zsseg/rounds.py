@@ -1,7 +1,8 @@
 """One training round = generator + final classifier (+ pseudo-features from round 1 on).
 
 Round 0 is plain ZS3Net. Round r >= 1 mines pseudo-features with round r-1's classifier, warm-starts
-the generator from round r-1 and retrains it with ZS-MMD, then retrains the classifier.
+the generator from round r-1 and retrains it with ZS-MMD, then retrains the classifier. ZS5Net's
+self-training baseline retrains only the classifier of round 0 with pseudo-labelled pixels added.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from zsseg.config import Params
 from zsseg.feature_cache import FeatureCache
 from zsseg.generator import FeatureGenerator
 from zsseg.zero_shot import (PseudoFeatures, extract_pseudo_features, generate_features, linear_classifier,
-                             sample_class_features, train_classifier, train_generator)
+                             sample_class_features, self_training_features, train_classifier, train_generator)
 
 GENERATOR_FILE = "generator.pt"
 CLASSIFIER_FILE = "classifier.pt"
 LOG_FILE = "training_log.json"
 PSEUDO_FEATURES_FILE = "pseudo_features.h5"
+# The seed key of the self-training stage: it must not share generated features with any round.
+SELF_TRAINING_KEY = 1_000_000
 
 
 def derive_seed(base: int, *keys: int) -> int:
@@ -53,11 +56,16 @@ def load_embeddings(path: str | Path, class_names: list[str]) -> torch.Tensor:
 def save_round(directory: Path, result: RoundResult, class_names: list[str], unseen: list[int]) -> None:
     torch.save({"config": result.generator.config(), "state_dict": result.generator.state_dict()},
                directory / GENERATOR_FILE)
-    torch.save({"weight": result.classifier.weight.detach().cpu(), "bias": result.classifier.bias.detach().cpu(),
-                "class_names": class_names, "unseen": unseen}, directory / CLASSIFIER_FILE)
-    (directory / LOG_FILE).write_text(json.dumps(result.log, indent=2) + "\n")
+    save_classifier(directory, result.classifier, result.log, class_names, unseen)
     if result.pseudo_features is not None:
         result.pseudo_features.save(directory / PSEUDO_FEATURES_FILE, result.pseudo_attributes)
+
+
+def save_classifier(directory: Path, classifier: nn.Linear, log: dict, class_names: list[str],
+                    unseen: list[int]) -> None:
+    torch.save({"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
+                "class_names": class_names, "unseen": unseen}, directory / CLASSIFIER_FILE)
+    (directory / LOG_FILE).write_text(json.dumps(log, indent=2) + "\n")
 
 
 def load_generator(directory: str | Path) -> FeatureGenerator:
@@ -134,3 +142,25 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     return RoundResult(generator.cpu(), classifier,
                        {"pseudo_features": counts, "generator": generator_log, "classifier": classifier_log},
                        pseudo, attributes)
+
+
+def train_self_training(params: Params, previous: str | Path, cache: FeatureCache, embeddings: torch.Tensor,
+                        device: torch.device, log: Callable[[str], None]) -> tuple[nn.Linear, dict]:
+    """ZS5Net (ZS3Net's self-training baseline): round 0's classifier pseudo-labels the unlabelled
+    training pixels, the top ``self_training.top_percent`` % per unseen class are kept, and the
+    classifier is retrained on real seen + generated unseen + those pixels. The generator is not fed."""
+    stage = "self_training"
+    pseudo, stats = self_training_features(cache, load_classifier(previous), cache.unseen,
+                                           params.self_training.top_percent, params.self_training.per_class_cap,
+                                           params.evaluate.batch_size, device)
+    for name, count in stats.items():
+        log(f"{name}: {count['kept']} pseudo-labelled pixels (of {count['predicted_pixels']} predicted)")
+    real = _seen_features(params, cache, log)
+    generated = generate_features(load_generator(previous), embeddings, cache.unseen,
+                                  params.classifier.generated_per_class,
+                                  derive_seed(params.seed, 3, SELF_TRAINING_KEY), device, stage)
+    unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in cache.unseen}
+    classifier, classifier_log = train_classifier({**real, **unseen_features}, len(cache.class_names),
+                                                  params.classifier, derive_seed(params.seed, 4, SELF_TRAINING_KEY),
+                                                  device, stage)
+    return classifier, {"pseudo_labels": stats, "classifier": classifier_log}

@@ -9,6 +9,7 @@ weighted by that confidence. The generator is then trained on MMD(seen) + lambda
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,15 +237,25 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
 
 @torch.no_grad()
 def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> list[torch.Tensor]:
-    """Dense predictions at each image's label resolution: logits upsampled bilinearly, then argmax."""
+    """Dense predictions at each image's label resolution: logits upsampled bilinearly, then argmax.
+
+    Consecutive images of one size are classified and upsampled together.
+    """
     classifier = classifier.to(device)
-    predictions = []
-    for image_id, features, label in zip(batch.ids, batch.image_features(), batch.labels):
-        logits = classifier(features.to(device)).permute(2, 0, 1).unsqueeze(0)
+    features = batch.image_features()
+    predictions: list[torch.Tensor] = []
+    start = 0
+    while start < len(features):
+        stop = start + 1
+        while (stop < len(features) and features[stop].shape == features[start].shape
+               and batch.labels[stop].shape == batch.labels[start].shape):
+            stop += 1
+        logits = classifier(torch.stack(features[start:stop]).to(device)).permute(0, 3, 1, 2)
         if not torch.isfinite(logits).all():
-            raise NumericalError(f"prediction: logits of image {image_id!r} contain NaN or Inf")
-        logits = F.interpolate(logits, size=tuple(label.shape), mode="bilinear", align_corners=False)
-        predictions.append(logits[0].argmax(dim=0).cpu())
+            raise NumericalError(f"prediction: logits of image {batch.ids[start]!r}.. contain NaN or Inf")
+        logits = F.interpolate(logits, size=tuple(batch.labels[start].shape), mode="bilinear", align_corners=False)
+        predictions.extend(logits.argmax(dim=1).cpu())
+        start = stop
     return predictions
 
 
@@ -257,3 +268,65 @@ def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: 
         for label, prediction in zip(batch.labels, predict(batch, classifier, device)):
             confusion += confusion_matrix(label, prediction, num_classes)
     return confusion
+
+
+def top_percent_mask(confidences: torch.Tensor, predicted: torch.Tensor, classes: Sequence[int],
+                     percent: float) -> torch.Tensor:
+    """ZS5Net's selection: per class c, the ceil(percent % of n_c) most confident of the n_c pixels
+    predicted as c. Equal confidences are broken by position, earlier first, so the count is exact."""
+    selected = torch.zeros(confidences.shape[0], dtype=torch.bool)
+    for c in classes:
+        candidates = torch.nonzero(predicted == c).reshape(-1)
+        keep = math.ceil(percent / 100.0 * candidates.numel())
+        if keep == 0:
+            continue
+        order = torch.argsort(-confidences[candidates], stable=True)[:keep]
+        selected[candidates[order]] = True
+    return selected
+
+
+@torch.no_grad()
+def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: Sequence[int], percent: float,
+                           per_class_cap: int, batch_size: int,
+                           device: torch.device) -> tuple[dict[int, torch.Tensor], dict[str, dict]]:
+    """ZS5Net's pseudo-labels on the unlabelled (255) training pixels, in two streamed passes.
+
+    Pass one scores every unlabelled pixel; the top ``percent`` % of the pixels predicted as each
+    unseen class are selected over the whole split. Pass two collects their features (at most
+    ``per_class_cap`` per class, the most confident first).
+    """
+    classifier = classifier.to(device).eval()
+    confidences, predicted = [], []
+    for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="self-training scores",
+                      unit="batch", leave=False):
+        features = batch.features[batch.feature_labels == IGNORE_INDEX]
+        if features.shape[0] == 0:
+            continue
+        logits = classifier(features.to(device))
+        if not torch.isfinite(logits).all():
+            raise NumericalError("self_training: classifier logits contain NaN or Inf")
+        confidence, top = logits.softmax(dim=1).max(dim=1)
+        confidences.append(confidence.cpu())
+        predicted.append(top.cpu())
+    confidences = torch.cat(confidences) if confidences else torch.empty(0)
+    predicted = torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.int64)
+    selected = top_percent_mask(confidences, predicted, unseen, percent)
+    for c in unseen:
+        in_class = torch.nonzero(selected & (predicted == c)).reshape(-1)
+        if in_class.numel() > per_class_cap:
+            drop = in_class[torch.argsort(-confidences[in_class], stable=True)[per_class_cap:]]
+            selected[drop] = False
+    collected: dict[int, list[torch.Tensor]] = {c: [] for c in unseen}
+    offset = 0
+    for batch in cache.batches(batch_size):
+        features = batch.features[batch.feature_labels == IGNORE_INDEX]
+        window = slice(offset, offset + features.shape[0])
+        offset += features.shape[0]
+        for c in unseen:
+            mask = selected[window] & (predicted[window] == c)
+            if mask.any():
+                collected[c].append(features[mask])
+    pseudo = {c: torch.cat(parts) for c, parts in collected.items() if parts}
+    stats = {cache.class_names[c]: {"predicted_pixels": int((predicted == c).sum()),
+                                    "kept": int(pseudo[c].shape[0]) if c in pseudo else 0} for c in unseen}
+    return pseudo, stats

@@ -17,13 +17,14 @@ NETWORK_FILE = "network.pt"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
     parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--output", required=True, help="directory for network.pt and training_log.json")
     args = parser.parse_args(argv)
     log = stage_logger("backbone")
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, args.unseen)
         backbone = params.backbone
         device = resolve_device(params.device)
         configure_torch(params.threads, derive_seed(params.seed, 0))

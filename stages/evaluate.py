@@ -23,6 +23,7 @@ from stages.features import CACHE_SECTIONS
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
     parser.add_argument("--features", required=True, help="directory written by the features stage")
     parser.add_argument("--rounds", required=True, help="directory holding one subdirectory per round")
     parser.add_argument("--self-training", required=True, help="directory written by the self_training stage")
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     log = stage_logger("evaluate")
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, args.unseen)
         device = resolve_device(params.device)
         configure_torch(params.threads, params.seed)
         cache = FeatureCache(Path(args.features) / "val.h5", params.section_hash(*CACHE_SECTIONS))

@@ -17,13 +17,14 @@ CACHE_SECTIONS = ("seed", "dataset", "backbone", "features")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
     parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--backbone", required=True, help="directory written by the backbone stage")
     parser.add_argument("--output", required=True, help="directory for train.h5 and val.h5")
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, args.unseen)
         device = resolve_device(params.device)
         configure_torch(params.threads, params.seed)
         dataset = FolderDataset(args.dataset)

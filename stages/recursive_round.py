@@ -14,6 +14,7 @@ from stages.features import CACHE_SECTIONS
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
     parser.add_argument("--round", type=int, required=True, help="round index r >= 1")
     parser.add_argument("--previous", required=True, help="directory of round r-1")
     parser.add_argument("--features", required=True, help="directory written by the features stage")
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     log = stage_logger(f"round_{args.round}")
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, args.unseen)
         if args.round not in params.recursion.rounds:
             raise ParamsError(f"params.yaml: recursion.rounds = {params.recursion.rounds} has no round {args.round}")
         device = resolve_device(params.device)

@@ -16,6 +16,7 @@ from stages.features import CACHE_SECTIONS
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
     parser.add_argument("--dataset", required=True, help="directory written by the prepare stage")
     parser.add_argument("--features", required=True, help="directory written by the features stage")
     parser.add_argument("--rounds", required=True, help="directory holding one subdirectory per round")
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, args.unseen)
         device = resolve_device(params.device)
         configure_torch(params.threads, params.seed)
         rounds = params.recursion.all_rounds()
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         dataset = FolderDataset(args.dataset)
         count = min(params.report.grid_images, len(cache))
         images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
-        classifiers = {r: load_classifier(Path(args.rounds) / str(r)) for r in rounds}
+        classifiers = {f"round {r}": load_classifier(Path(args.rounds) / str(r)) for r in rounds}
         with atomic_path(args.output, directory=True) as directory:
             frame.to_csv(directory / "summary.csv", index=False)
             methods.to_csv(directory / "methods.csv", index=False)

@@ -27,7 +27,7 @@ def run(command, cwd, timeout=240):
     return result.stdout
 
 
-def project_clone(destination: Path) -> Path:
+def project_clone(destination: Path, **overrides) -> Path:
     """A fresh git repository holding the project's pipeline files and tiny params."""
     destination.mkdir()
     for name in PROJECT_FILES:
@@ -38,7 +38,7 @@ def project_clone(destination: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
-    write_params(destination / "params.yaml", tiny_params())
+    write_params(destination / "params.yaml", tiny_params(**overrides))
     run(["git", "init", "-q"], destination)
     run(["git", "add", "-A"], destination)
     run(["git", "commit", "-q", "-m", "tiny pipeline"], destination)
@@ -106,3 +106,42 @@ def test_declared_plots_render(dvc_run):
     assert "data/report/summary.csv" in rendered and "unseen_miou" in rendered
     assert "data/report/predictions.png" in rendered
     assert "errors" not in plots or not plots["errors"]
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    root = project_clone(tmp_path_factory.mktemp("grid") / "project", **{"table.k_values": [2, 4]})
+    run(["snakemake", "--cores", "2", "table"], root, timeout=600)
+    return root
+
+
+def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
+    import pandas as pd
+
+    frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
+    assert list(frame.columns) == ["dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
+                                   "unseen_miou", "miou", "hiou"]
+    assert [tuple(row) for row in frame[["k", "method", "round"]].itertuples(index=False)] == [
+        (2, "ZS3Net", 0), (2, "ZS5Net", 0), (2, "ZS-MMD", 1), (4, "ZS3Net", 0), (4, "ZS5Net", 0), (4, "ZS-MMD", 1)]
+    assert set(frame["dataset"]) == {"demo"}
+    for name in ("summary.md", "rounds.png", "methods.png", "predictions_k4.png"):
+        assert (grid_run / "data" / "table" / name).is_file(), name
+    # K-independent stages ran once; per-K stages wrote under data/k<K>/.
+    assert (grid_run / "data" / "k2" / "backbone" / "network.pt").is_file()
+    assert not (grid_run / "data" / "backbone").exists()
+
+
+def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):
+    import pandas as pd
+
+    # The single run has dataset.unseen = 4 (the dvc run is not used: another test runs an experiment in it).
+    single = read_metrics(snakemake_run)
+    for name, values in single.items():
+        assert (grid_run / "data" / "k4" / "metrics" / name).read_text() == \
+            (snakemake_run / "data" / "metrics" / name).read_text(), name
+    frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
+    cell = frame[(frame["k"] == 4) & (frame["method"] == "ZS-MMD") & (frame["round"] == 1)].iloc[0]
+    assert cell["hiou"] == pytest.approx(single["round_1.json"]["hiou"])
+    k2 = json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text())
+    assert sum(value is not None for value in k2["per_class_iou"].values()) >= 2
+    assert json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text()) != single["round_0.json"]

@@ -113,6 +113,11 @@ class SelfTrainingParams:
 
 
 @dataclass(frozen=True)
+class TableParams:
+    k_values: list[int]
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
 
@@ -136,6 +141,7 @@ class Params:
     classifier: ClassifierParams
     recursion: RecursionParams
     self_training: SelfTrainingParams
+    table: TableParams
     evaluate: EvaluateParams
     report: ReportParams
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -304,6 +310,9 @@ def _check_ranges(params: Params) -> None:
              "a mapping {round: previous round} that chains 1..R, e.g. {1: 0, 2: 1, 3: 2}")
     _require(0 < recursion.threshold <= 1, "recursion.threshold", recursion.threshold, "a number in (0, 1]")
     _require(recursion.min_count >= 0, "recursion.min_count", recursion.min_count, "an integer >= 0")
+    _require(bool(params.table.k_values) and all(k >= 1 for k in params.table.k_values)
+             and len(set(params.table.k_values)) == len(params.table.k_values), "table.k_values",
+             params.table.k_values, "a non-empty list of distinct integers K >= 1")
     _require(0 < params.self_training.top_percent <= 100, "self_training.top_percent",
              params.self_training.top_percent, "a percentage in (0, 100]")
     _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
@@ -315,7 +324,8 @@ def parse_params(data: Any) -> Params:
     return dataclasses.replace(params, raw=data)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", unseen: int | None = None) -> Params:
+    """Load and validate params.yaml; ``unseen`` replaces dataset.unseen (one cell of the K grid)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: parameter file not found (run from the project root)")
@@ -323,4 +333,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from error
+    if unseen is not None and isinstance(data, dict) and isinstance(data.get("dataset"), dict):
+        data["dataset"]["unseen"] = unseen
     return parse_params(data)

@@ -79,9 +79,9 @@ def class_palette(num_classes: int) -> np.ndarray:
     return palette
 
 
-def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifiers: dict[int, torch.nn.Module],
+def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifiers: dict[str, torch.nn.Module],
                     count: int, device: torch.device, path: str | Path) -> None:
-    """Rows: val images; columns: image, ground truth, then each round's prediction."""
+    """Rows: val images; columns: image, ground truth, then each classifier's prediction (titled by its key)."""
     batch = next(cache.batches(count))
     palette = class_palette(len(cache.class_names))
     predictions = {r: [p.numpy() for p in predict(batch, classifier, device)] for r, classifier in classifiers.items()}
@@ -91,7 +91,7 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
     for row in range(rows):
         panels = [images[row], palette[batch.labels[row].numpy()]]
         panels += [palette[predictions[r][row]] for r in classifiers]
-        titles = ["image", "ground truth", *(f"round {r}" for r in classifiers)]
+        titles = ["image", "ground truth", *classifiers]
         for column, (panel, title) in enumerate(zip(panels, titles)):
             axis = axes[row][column]
             axis.imshow(panel, interpolation="nearest")
@@ -106,5 +106,78 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
                for c in present]
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+TABLE_COLUMNS = ("dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou", "miou",
+                 "hiou")
+METHODS = ("ZS3Net", "ZS5Net", "ZS-MMD")
+
+
+def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int],
+               rounds: Sequence[int]) -> pd.DataFrame:
+    """One row per (K, method, round): ZS3Net is round 0, ZS5Net self-training starts from round 0,
+    recursive ZS-MMD has a row for every round r >= 1."""
+    rows = []
+    for k in k_values:
+        metrics_directory = Path(grid_directory) / f"k{k}" / "metrics"
+        runs = [("ZS3Net", 0, "round_0"), ("ZS5Net", 0, "self_training")]
+        runs += [("ZS-MMD", r, f"round_{r}") for r in rounds if r > 0]
+        for method, round_index, name in runs:
+            metrics = json.loads((metrics_directory / f"{name}.json").read_text())
+            rows.append({"dataset": dataset, "k": k, "method": method, "round": round_index,
+                         **{key: metrics[key] for key in TABLE_COLUMNS[4:]}})
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's view: per K, ZS3Net, ZS5Net and the last ZS-MMD round."""
+    last = table[table["method"] == "ZS-MMD"]["round"].max()
+    keep = (table["method"] != "ZS-MMD") | (table["round"] == last)
+    return table[keep].reset_index(drop=True)
+
+
+def grid_markdown(table: pd.DataFrame) -> str:
+    columns = ["k", "method", "round", "pixel_acc", "seen_miou", "unseen_miou", "miou", "hiou"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if c == "method" else "---:" for c in columns) + "|"]
+    for _, row in table.iterrows():
+        cells = [str(row[c]) if c in ("k", "method", "round") else
+                 "n/a" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
+    """hIoU and unseen mIoU against round (ZS3Net's round 0, then ZS-MMD), one line per K."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    curve = table[table["method"].isin(["ZS3Net", "ZS-MMD"])]
+    for axis, column, label in ((axes[0], "hiou", "hIoU"), (axes[1], "unseen_miou", "unseen mIoU")):
+        for k, rows in curve.groupby("k"):
+            axis.plot(rows["round"], rows[column], marker="o", label=f"K = {k}")
+        axis.set_xlabel("round")
+        axis.set_ylabel(f"{label} (%)")
+        axis.set_xticks(sorted(curve["round"].unique()))
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_grid_methods(table: pd.DataFrame, path: str | Path) -> None:
+    """Grouped bars: per K, the hIoU of each method (the last ZS-MMD round)."""
+    final = final_rows(table)
+    k_values = sorted(final["k"].unique())
+    width = 0.8 / len(METHODS)
+    figure, axis = plt.subplots(figsize=(1.4 * len(k_values) + 2, 3.5))
+    for index, method in enumerate(METHODS):
+        values = [final[(final["k"] == k) & (final["method"] == method)]["hiou"].fillna(0).iloc[0] for k in k_values]
+        axis.bar(np.arange(len(k_values)) + (index - 1) * width, values, width, label=method)
+    axis.set_xticks(np.arange(len(k_values)), [f"K = {k}" for k in k_values])
+    axis.set_ylabel("hIoU (%)")
+    axis.legend(fontsize=8)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

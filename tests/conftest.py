@@ -71,10 +71,10 @@ def tiny_params(**overrides) -> dict:
         "backbone.epochs": 1, "backbone.batch_size": 8,
         "features.batch_size": 16,
         "generator.steps": 15, "generator.samples_per_class": 16, "generator.real_features_per_class": 100,
-        "classifier.epochs": 20, "classifier.generated_per_class": 50,
+        "classifier.epochs": 20, "classifier.learning_rate": 0.01, "classifier.generated_per_class": 50,
         "recursion.rounds": {"1": 0}, "recursion.threshold": 0.3, "recursion.min_count": 1,
         "recursion.generator_steps": 5, "recursion.per_class_cap": 100,
-        "evaluate.batch_size": 16, "report.grid_images": 2,
+        "evaluate.batch_size": 16, "report.grid_images": 2, "table.k_values": [2, 4],
     }
     tiny.update(overrides)
     for key, value in tiny.items():
@@ -91,3 +91,28 @@ def write_params(path: Path, data: dict) -> Path:
 
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+# Tiny pipelines shared by the pipeline, determinism and prediction tests (tests/pipeline_runs.py).
+# The DVC and Snakemake chains run at the same time: most of their time is single-threaded process
+# start-up, so two chains on two cores take little longer than one.
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline_runs import dvc_chain, snakemake_chain
+
+    base = tmp_path_factory.mktemp("pipelines")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        chains = [pool.submit(chain, base) for chain in (dvc_chain, snakemake_chain)]
+        return {name: path for chain in chains for name, path in chain.result().items()}
+
+
+@pytest.fixture(scope="session")
+def dvc_run(tiny_runs) -> Path:
+    return tiny_runs["dvc"]
+
+
+@pytest.fixture(scope="session")
+def snakemake_run(tiny_runs) -> Path:
+    return tiny_runs["snakemake"]

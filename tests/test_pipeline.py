@@ -1,66 +1,13 @@
-"""A tiny real pipeline: `dvc repro` in a temporary git clone, the same with `snakemake --cores 2`,
-then a parameter change through `dvc exp run -S` and `dvc params diff` / `dvc metrics diff`."""
+"""Tiny real pipelines: `dvc repro` and `snakemake` (each killed mid-stage and rerun), experiments
+through `dvc exp run -S` / `--queue` with the params, metrics and plots diffs, and the K grid."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, tiny_params, write_params
+from pipeline_runs import read_metrics, run
 
-BIN = Path(sys.executable).parent
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-                 "workflow", "stages", "zsseg")
 METRIC_KEYS = {"pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "per_class_iou"}
-
-
-def run(command, cwd, timeout=240):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TQDM_DISABLE": "1",
-           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def project_clone(destination: Path, **overrides) -> Path:
-    """A fresh git repository holding the project's pipeline files and tiny params."""
-    destination.mkdir()
-    for name in PROJECT_FILES:
-        source = PROJECT_ROOT / name
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    write_params(destination / "params.yaml", tiny_params(**overrides))
-    run(["git", "init", "-q"], destination)
-    run(["git", "add", "-A"], destination)
-    run(["git", "commit", "-q", "-m", "tiny pipeline"], destination)
-    return destination
-
-
-def read_metrics(root: Path) -> dict:
-    return {path.name: json.loads(path.read_text()) for path in sorted((root / "data" / "metrics").glob("*.json"))}
-
-
-@pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory):
-    root = project_clone(tmp_path_factory.mktemp("dvc") / "project")
-    run(["dvc", "repro"], root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory):
-    root = project_clone(tmp_path_factory.mktemp("snakemake") / "project")
-    run(["snakemake", "--cores", "2"], root)
-    return root
 
 
 def test_dvc_repro_writes_every_declared_output(dvc_run):
@@ -86,8 +33,6 @@ def test_snakemake_produces_the_same_metrics(dvc_run, snakemake_run):
 
 
 def test_exp_run_and_diffs(dvc_run):
-    run(["git", "add", "-A"], dvc_run)
-    run(["git", "commit", "-q", "-m", "baseline results"], dvc_run)
     run(["dvc", "exp", "run", "-S", "recursion.generator_steps=9"], dvc_run)
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], dvc_run))
     change = params_diff["params.yaml"]["recursion.generator_steps"]
@@ -98,21 +43,54 @@ def test_exp_run_and_diffs(dvc_run):
     assert "hiou" not in metrics_diff.get("data/metrics/round_0.json", {})
     shown = json.loads(run(["dvc", "exp", "show", "--json"], dvc_run))
     assert shown
+    # The declared plots compare the experiment (the workspace) with the committed baseline.
+    plots = json.loads(run(["dvc", "plots", "diff", "--json"], dvc_run))
+    rendered = json.dumps(plots)
+    assert "workspace" in rendered and "HEAD" in rendered
+    assert "data/report/summary.csv" in rendered and "data/report/methods.csv" in rendered
 
 
 def test_declared_plots_render(dvc_run):
     plots = json.loads(run(["dvc", "plots", "show", "--json"], dvc_run))
     rendered = json.dumps(plots)
     assert "data/report/summary.csv" in rendered and "unseen_miou" in rendered
-    assert "data/report/predictions.png" in rendered
+    assert "data/report/predictions.png" in rendered and "data/report/methods.csv" in rendered
     assert "errors" not in plots or not plots["errors"]
 
 
+def experiments(shown: list) -> list[dict]:
+    """Every experiment of `dvc exp show --json` as {"name", "params", "metrics"}."""
+    found = []
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment["revs"]:
+                data = revision.get("data") or {}
+                found.append({"name": revision.get("name"),
+                              "params": data.get("params", {}).get("params.yaml", {}).get("data", {}),
+                              "metrics": {path: value.get("data", {})
+                                          for path, value in (data.get("metrics") or {}).items()}})
+    return found
+
+
+def test_exp_queue_over_k(tiny_runs):
+    """The DVC form of the K grid: one queued experiment per K, run by queue workers, shown side by side."""
+    root = tiny_runs["queue"]
+    assert (root / "queued_status.txt").read_text().count("Queued") == 2
+    status = (root / "final_status.txt").read_text()
+    assert status.count("Success") == 2, status
+    done = {entry["params"]["dataset"]["unseen"]: entry
+            for entry in experiments(json.loads(run(["dvc", "exp", "show", "--json"], root)))}
+    assert set(done) == {2, 4}
+    baseline = read_metrics(root)  # the committed baseline: another test runs an experiment in dvc_run
+    for name in ("round_0.json", "round_1.json", "self_training.json"):
+        assert done[4]["metrics"][f"data/metrics/{name}"]["hiou"] == baseline[name]["hiou"]
+    assert done[2]["metrics"]["data/metrics/round_0.json"] != done[4]["metrics"]["data/metrics/round_0.json"]
+
+
 @pytest.fixture(scope="module")
-def grid_run(tmp_path_factory):
-    root = project_clone(tmp_path_factory.mktemp("grid") / "project", **{"table.k_values": [2, 4]})
-    run(["snakemake", "--cores", "2", "table"], root, timeout=600)
-    return root
+def grid_run(snakemake_run):
+    """`snakemake --cores 2 table` (K = 2, 4) and its report, run beside the single split."""
+    return snakemake_run
 
 
 def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
@@ -126,9 +104,21 @@ def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
     assert set(frame["dataset"]) == {"demo"}
     for name in ("summary.md", "rounds.png", "methods.png", "predictions_k4.png"):
         assert (grid_run / "data" / "table" / name).is_file(), name
-    # K-independent stages ran once; per-K stages wrote under data/k<K>/.
-    assert (grid_run / "data" / "k2" / "backbone" / "network.pt").is_file()
-    assert not (grid_run / "data" / "backbone").exists()
+    # Per-K stages wrote under data/k<K>/, each with the log file its rule declares.
+    for k in (2, 4):
+        assert (grid_run / "data" / f"k{k}" / "backbone" / "network.pt").is_file()
+        for log in ("backbone", "features", "round_0", "round_1", "self_training", "evaluate"):
+            assert (grid_run / "data" / f"k{k}" / "logs" / f"{log}.log").is_file(), (k, log)
+    assert not (grid_run / "data" / "k2" / "dataset").exists() and not (grid_run / "data" / "k2" / "demo").exists()
+    assert json.loads((grid_run / "shared_stages_rerun.json").read_text()) == [], "K-independent stages run once"
+    assert (grid_run / "data" / "logs" / "table.log").is_file()
+
+
+def test_snakemake_report_bundles_the_table_with_captions(grid_run):
+    report = (grid_run / "data" / "table" / "report.html").read_text()
+    for name in ("rounds.png", "methods.png", "predictions_k4.png", "summary.csv"):
+        assert name in report, name
+    assert "one line per number of unseen classes K" in report  # the caption of rounds.png
 
 
 def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):
@@ -145,3 +135,16 @@ def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):
     k2 = json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text())
     assert sum(value is not None for value in k2["per_class_iou"].values()) >= 2
     assert json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text()) != single["round_0.json"]
+
+
+def test_metrics_are_byte_identical_across_runs_engines_cores_and_kills(dvc_run, snakemake_run, grid_run):
+    """Three independent tiny runs with the same params: `dvc repro` killed mid-features and rerun,
+    `snakemake` killed mid-round-0 and rerun with `--cores 1`, and the uninterrupted K = 4 cell of
+    the grid under `snakemake --cores 2`. Every metrics file is byte-identical."""
+    names = sorted(path.name for path in (grid_run / "data" / "k4" / "metrics").glob("*.json"))
+    assert names == ["round_0.json", "round_1.json", "self_training.json"]
+    for name in names:
+        committed = run(["git", "show", f"HEAD:data/metrics/{name}"], dvc_run)
+        assert (snakemake_run / "data" / "metrics" / name).read_text() == committed, name
+        assert (grid_run / "data" / "k4" / "metrics" / name).read_text() == committed, name
+    assert not list((dvc_run / "data").glob(".*.partial-*")), "the rerun cleared the killed run's leftovers"

@@ -1,12 +1,14 @@
 """Atomic outputs: a stage writes to a temporary sibling path and renames it into place.
 
 A killed run therefore leaves at most a hidden ``.*.partial-*`` path, never a file or directory
-under the declared output name that a rerun (or DVC / Snakemake) could mistake for a result.
+under the declared output name that a rerun (or DVC / Snakemake) could mistake for a result; the
+rerun of that output removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -32,6 +34,9 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.partial-"
+    # What a killed run of this same output left behind: one job writes a given output at a time.
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*"):
+        _discard(stale)
     if directory:
         temporary = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:

@@ -258,8 +258,9 @@ def _check_ranges(params: Params) -> None:
              f"an integer >= demo.min_objects ({demo.min_objects})")
     _require(params.embed.source in EMBEDDING_SOURCES, "embed.source", params.embed.source,
              f"one of {', '.join(EMBEDDING_SOURCES)}")
-    _require(params.embed.source != "word2vec" or bool(params.embed.path), "embed.path", params.embed.path,
-             "a path to a word2vec file (.npy, .txt or .bin) when embed.source is word2vec")
+    _require(params.embed.source != "word2vec" or (bool(params.embed.path) and Path(params.embed.path).is_file()),
+             "embed.path", params.embed.path,
+             "the path of an existing word2vec file (.npy, .txt or .bin) when embed.source is word2vec")
     backbone = params.backbone
     _require(backbone.arch in BACKBONE_ARCHS, "backbone.arch", backbone.arch, f"one of {', '.join(BACKBONE_ARCHS)}")
     _require(backbone.weights != "packaged" or backbone.arch == "efficientnet_lite0", "backbone.weights",
@@ -306,8 +307,8 @@ def _check_ranges(params: Params) -> None:
              "generator.bandwidths", params.generator.bandwidths, "a non-empty list of numbers > 0")
     recursion = params.recursion
     expected = {r: r - 1 for r in range(1, len(recursion.rounds) + 1)}
-    _require(recursion.rounds == expected, "recursion.rounds", recursion.rounds,
-             "a mapping {round: previous round} that chains 1..R, e.g. {1: 0, 2: 1, 3: 2}")
+    _require(bool(recursion.rounds) and recursion.rounds == expected, "recursion.rounds", recursion.rounds,
+             "a mapping {round: previous round} that chains 1..R with R >= 1, e.g. {1: 0, 2: 1, 3: 2}")
     _require(0 < recursion.threshold <= 1, "recursion.threshold", recursion.threshold, "a number in (0, 1]")
     _require(recursion.min_count >= 0, "recursion.min_count", recursion.min_count, "an integer >= 0")
     _require(bool(params.table.k_values) and all(k >= 1 for k in params.table.k_values)

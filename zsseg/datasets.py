@@ -4,7 +4,8 @@ The folder format (also written by the demo stage) is::
 
     ROOT/classes.txt     one class name per line; line 1 is index 0 = background
     ROOT/train.txt       image ids, one per line (also val.txt)
-    ROOT/images/ID.jpg   RGB (.jpg or .png)
+    ROOT/images/ID.jpg   RGB (.jpg or .png); grayscale, palette and RGBA images are converted to RGB
+                         (alpha dropped) when loaded, with a note from the prepare stage
     ROOT/labels/ID.png   single channel, value = class index, 255 = ignore
     ROOT/unseen.txt      optional: the nested unseen order
 
@@ -68,6 +69,41 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_class_names(path: Path) -> tuple[str, ...]:
+    """classes.txt: one name per line. A label PNG refers to a class by its line, and the unseen
+    list and embeddings by its name, so names must be exact and unique regardless of case."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    first_line: dict[str, tuple[str, int]] = {}
+    for line, name in enumerate(path.read_text().splitlines(), start=1):
+        if not name.strip():
+            continue
+        if name != name.strip():
+            raise DatasetError(f"{path}: line {line}: class name {name!r} has surrounding whitespace; "
+                               f"write it as {name.strip()!r}")
+        if name.lower() in first_line:
+            other, other_line = first_line[name.lower()]
+            if other == name:
+                raise DatasetError(f"{path}: duplicate class name {name!r} on lines {other_line} and {line}")
+            raise DatasetError(f"{path}: class name {name!r} on line {line} clashes with {other!r} on line "
+                               f"{other_line}; names must be unique regardless of case")
+        first_line[name.lower()] = (name, line)
+    names = tuple(name for name, _ in first_line.values())
+    if len(names) < 2:
+        raise DatasetError(f"{path}: expected background and at least one class")
+    return names
+
+
+def check_image(path: Path) -> tuple[tuple[int, int], str]:
+    """Decode the whole image (a truncated file fails here, not in training): its (width, height) and mode."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size, image.mode
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path}: unreadable or truncated image ({error})") from error
+
+
 class FolderDataset:
     """A segmentation dataset in the folder format (see the module docstring)."""
 
@@ -75,15 +111,7 @@ class FolderDataset:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset directory not found")
-        self.class_names = tuple(read_lines(self.root / "classes.txt"))
-        if len(self.class_names) < 2:
-            raise DatasetError(f"{self.root / 'classes.txt'}: expected background and at least one class")
-        seen_names: dict[str, int] = {}
-        for line, name in enumerate(self.class_names, start=1):
-            if name in seen_names:
-                raise DatasetError(f"{self.root / 'classes.txt'}: duplicate class name {name!r} "
-                                   f"on lines {seen_names[name]} and {line}")
-            seen_names[name] = line
+        self.class_names = read_class_names(self.root / "classes.txt")
         unseen_file = self.root / "unseen.txt"
         self.unseen_order = tuple(read_lines(unseen_file)) if unseen_file.is_file() else ()
         for name in self.unseen_order:
@@ -141,7 +169,7 @@ class FolderDataset:
         try:
             with Image.open(path) as image:
                 return np.array(image.convert("RGB"))
-        except OSError as error:
+        except (OSError, SyntaxError, ValueError) as error:
             raise DatasetError(f"{path}: unreadable image ({error})") from error
 
     def load_label(self, image_id: str, expected_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -152,7 +180,7 @@ class FolderDataset:
                 if image.mode not in ("L", "P"):
                     raise DatasetError(f"{path}: label must be a single-channel PNG, got mode {image.mode}")
                 label = np.array(image)
-        except OSError as error:
+        except (OSError, SyntaxError, ValueError) as error:
             raise DatasetError(f"{path}: unreadable label ({error})") from error
         invalid = (label >= len(self.class_names)) & (label != IGNORE_INDEX)
         if invalid.any():

@@ -106,10 +106,17 @@ def word2vec_embeddings(names: Sequence[str], path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise EmbeddingError(f"embed.path = {str(path)!r}: word2vec file not found")
     if path.suffix == ".npy":
-        vectors = np.load(path)
-        if vectors.ndim != 2 or vectors.shape[0] != len(names):
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise EmbeddingError(f"{path}: not a readable .npy array ({error})") from error
+        if vectors.ndim != 2 or vectors.shape[0] != len(names) or vectors.shape[1] < 1:
             raise EmbeddingError(f"{path}: has shape {vectors.shape}, expected one row per class "
-                                 f"({len(names)} rows, in classes.txt order)")
+                                 f"({len(names)} rows, in classes.txt order) of at least one dimension")
+        # ZS3Net's files hold a zero row for a name word2vec lacks: that class has no vector.
+        for row, name in enumerate(names):
+            if not np.any(vectors[row]):
+                raise EmbeddingError(f"{path}: row {row} (class {name!r}) is all zeros: class {name!r} has no vector")
         return vectors
     lookup, table = _read_word2vec(path)
     return _average_by_words(names, lookup, table, "word2vec")

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from zsseg.datasets import IMAGE_SUFFIXES, DatasetError, FolderDataset, read_lines
+from zsseg.datasets import IMAGE_SUFFIXES, DatasetError, FolderDataset, check_image, read_lines
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -180,10 +180,10 @@ def _write_prepared(output: Path, class_names: Sequence[str], unseen_order: Sequ
         for destination, height, width in tqdm(pool.map(_convert_one, jobs, chunksize=16), total=len(jobs),
                                                desc="convert labels", unit="label"):
             image_id = Path(destination).stem
-            with Image.open(images[image_id]) as image:
-                if image.size != (width, height):
-                    raise DatasetError(f"{label_jobs[image_id][1]}: label size {width}x{height} does not match its "
-                                       f"image {images[image_id]} ({image.size[0]}x{image.size[1]})")
+            size, _ = check_image(images[image_id])
+            if size != (width, height):
+                raise DatasetError(f"{label_jobs[image_id][1]}: label size {width}x{height} does not match its "
+                                   f"image {images[image_id]} ({size[0]}x{size[1]})")
     log(f"prepared {', '.join(f'{len(ids)} {split}' for split, ids in splits.items())} images")
 
 
@@ -243,11 +243,16 @@ def prepare_folder(root: Path, output: Path, workers: int, log: Callable[[str], 
     """Validate a folder dataset label by label, then link it as the prepared view."""
     dataset = FolderDataset(root)
     splits = {split: dataset.ids(split) for split in ("train", "val")}
+    converted: dict[str, list[Path]] = {}
     for split, ids in splits.items():
         for image_id in tqdm(ids, desc=f"check {split}", unit="img", leave=False):
-            with Image.open(dataset.image_path(image_id)) as image:
-                width, height = image.size
+            (width, height), mode = check_image(dataset.image_path(image_id))
+            if mode != "RGB":
+                converted.setdefault(mode, []).append(dataset.image_path(image_id))
             dataset.load_label(image_id, expected_size=(height, width))
+    for mode, paths in converted.items():
+        log(f"note: {len(paths)} image(s) in mode {mode} (e.g. {paths[0]}) are converted to RGB when loaded"
+            + (", dropping the alpha channel" if "A" in mode else ""))
     (output / "images").mkdir(parents=True)
     (output / "labels").mkdir()
     shutil.copyfile(root / "classes.txt", output / "classes.txt")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from zsseg.config import Params
+from zsseg.embeddings import EmbeddingError
 from zsseg.feature_cache import FeatureCache
 from zsseg.generator import FeatureGenerator
 from zsseg.zero_shot import (PseudoFeatures, extract_pseudo_features, generate_features, linear_classifier,
@@ -45,11 +46,14 @@ class RoundResult:
 
 
 def load_embeddings(path: str | Path, class_names: list[str]) -> torch.Tensor:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: class embeddings not found; run the embed stage")
     archive = np.load(path)
     names = [str(name) for name in archive["class_names"]]
     if names != list(class_names):
-        raise ValueError(f"{path}: embeddings were made for classes {names}, the feature cache has {class_names}; "
-                         f"rerun the embed stage")
+        raise EmbeddingError(f"{path}: embeddings were made for classes {names}, the feature cache has "
+                             f"{class_names}; rerun the embed stage")
     return torch.from_numpy(archive["vectors"].astype(np.float32))
 
 
@@ -68,9 +72,16 @@ def save_classifier(directory: Path, classifier: nn.Linear, log: dict, class_nam
     (directory / LOG_FILE).write_text(json.dumps(log, indent=2) + "\n")
 
 
-def load_generator(directory: str | Path) -> FeatureGenerator:
-    checkpoint = torch.load(Path(directory) / GENERATOR_FILE, map_location="cpu", weights_only=True)
+def load_generator(directory: str | Path, embeddings: torch.Tensor) -> FeatureGenerator:
+    """The round's generator, checked against the class embeddings it will be fed."""
+    path = Path(directory) / GENERATOR_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained generator; run the round that makes it first")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     generator = FeatureGenerator(**checkpoint["config"])
+    if generator.embedding_dim != embeddings.shape[1]:
+        raise EmbeddingError(f"{path}: the generator takes {generator.embedding_dim}-d class embeddings, the "
+                             f"embeddings have {embeddings.shape[1]} dimensions; rerun from the embed stage")
     generator.load_state_dict(checkpoint["state_dict"])
     return generator
 
@@ -124,14 +135,14 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     recursion = params.recursion
     pseudo, counts = extract_pseudo_features(cache, load_classifier(previous), cache.unseen, recursion.threshold,
                                              recursion.per_class_cap, recursion.min_count,
-                                             params.evaluate.batch_size, device)
+                                             params.evaluate.batch_size, device, stage)
     for name, count in counts.items():
         if count["skipped"]:
             log(f"{name}: {count['confident_pixels']} confident pixels < min_count {recursion.min_count}; skipped")
         else:
             log(f"{name}: {count['kept']} pseudo-features (of {count['confident_pixels']} confident pixels)")
     real = _seen_features(params, cache, log)
-    generator = load_generator(previous)
+    generator = load_generator(previous, embeddings)
     generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,
                                     derive_seed(params.seed, 2, round_index), device, stage,
                                     pseudo=pseudo.by_class(), zs_mmd_lambda=recursion.zs_mmd_lambda)
@@ -156,7 +167,7 @@ def train_self_training(params: Params, previous: str | Path, cache: FeatureCach
     for name, count in stats.items():
         log(f"{name}: {count['kept']} pseudo-labelled pixels (of {count['predicted_pixels']} predicted)")
     real = _seen_features(params, cache, log)
-    generated = generate_features(load_generator(previous), embeddings, cache.unseen,
+    generated = generate_features(load_generator(previous, embeddings), embeddings, cache.unseen,
                                   params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, SELF_TRAINING_KEY), device, stage)
     unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in cache.unseen}

@@ -59,8 +59,9 @@ def stage_logger(stage: str) -> logging.Logger:
     return logging.getLogger(stage)
 
 
-def run_stage(stage: str, body: Callable[[], None]) -> None:
-    """Run a stage body; a known input problem ends it with a one-line message and exit status 2."""
+def run_stage(stage: str, body: Callable[[], None], errors: tuple[type[Exception], ...] = ()) -> None:
+    """Run a stage body; a known input problem (or one of the stage's own ``errors``) ends it with a
+    one-line message and exit status 2."""
     from zsseg.config import ParamsError
     from zsseg.datasets import DatasetError
     from zsseg.embeddings import EmbeddingError
@@ -69,6 +70,6 @@ def run_stage(stage: str, body: Callable[[], None]) -> None:
     try:
         body()
     except (ParamsError, DatasetError, EmbeddingError, CacheError, DeviceError, FloatingPointError,
-            FileNotFoundError) as error:
+            FileNotFoundError, *errors) as error:
         print(f"{stage}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zsseg.config import BackboneParams
-from zsseg.datasets import ClassSplit, FolderDataset
+from zsseg.datasets import ClassSplit, DatasetError, FolderDataset
 from zsseg.feature_cache import FeatureCacheWriter, block_labels
 from zsseg.metrics import IGNORE_INDEX
 from zsseg.network import SegmentationNetwork
@@ -34,7 +34,9 @@ def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Call
         pixel_counts += np.bincount(label.reshape(-1), minlength=256)
     log(f"kept {len(kept)} of {len(ids)} training images; dropped {len(ids) - len(kept)} with unseen pixels")
     if not kept:
-        raise ValueError("every training image contains an unseen class: nothing is left to train on")
+        raise DatasetError(f"{dataset.root / 'train.txt'}: every training image contains an unseen class "
+                           f"({', '.join(class_split.names[i] for i in class_split.unseen)}): nothing is left "
+                           f"to train on")
     for index in class_split.seen:
         if pixel_counts[index] == 0:
             log(f"warning: seen class {class_split.names[index]!r} has no pixel in the kept training images")
@@ -221,6 +223,18 @@ def _same_size_runs(items: list[tuple[str, np.ndarray, np.ndarray]]) -> Iterator
 
 
 @torch.no_grad()
+def network_features(network: SegmentationNetwork, images: list[np.ndarray], device: torch.device,
+                     use_mixed_precision: bool) -> np.ndarray:
+    """Per-pixel features (B, h, w, D) float32 of equal-size (H, W, 3) uint8 RGB images."""
+    batch = torch.stack([torch.from_numpy(image).permute(2, 0, 1) for image in images])
+    if device.type == "cuda":
+        batch = batch.pin_memory()
+    with mixed_precision(device, use_mixed_precision):
+        features = network.features(batch.to(device, non_blocking=True).float())
+    return features.float().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
 def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, split: str, class_split: ClassSplit,
                         path: str | Path, label_purity: float, batch_size: int, device: torch.device,
                         attributes: dict, workers: int = 0, use_mixed_precision: bool = True) -> None:
@@ -240,12 +254,7 @@ def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, sp
     with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
         for items in tqdm(loader, desc=f"features {split}", unit="batch"):
             for run in _same_size_runs(items):
-                images = torch.stack([torch.from_numpy(image).permute(2, 0, 1) for _, image, _ in run])
-                if device.type == "cuda":
-                    images = images.pin_memory()
-                with mixed_precision(device, use_mixed_precision):
-                    features = network.features(images.to(device, non_blocking=True).float())
-                features = features.float().permute(0, 2, 3, 1).cpu().numpy()
+                features = network_features(network, [image for _, image, _ in run], device, use_mixed_precision)
                 for (image_id, _, label), image_features in zip(run, features):
                     shape = image_features.shape[:2]
                     writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),

@@ -98,8 +98,8 @@ def linear_classifier(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
 
 @torch.no_grad()
 def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: Sequence[int], threshold: float,
-                            per_class_cap: int, min_count: int, batch_size: int,
-                            device: torch.device) -> tuple[PseudoFeatures, dict[str, dict]]:
+                            per_class_cap: int, min_count: int, batch_size: int, device: torch.device,
+                            stage: str = "pseudo-features") -> tuple[PseudoFeatures, dict[str, dict]]:
     """Mine pseudo-features from the pixels whose label is 255 (the train cache holds no unseen label).
 
     Per unseen class the ``per_class_cap`` most confident pixels are kept; a class with fewer than
@@ -118,7 +118,8 @@ def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: 
             continue
         logits = classifier(features.to(device))
         if not torch.isfinite(logits).all():
-            raise NumericalError("pseudo-features: classifier logits contain NaN or Inf")
+            raise NumericalError(f"{stage}: pseudo-features: the previous round's classifier gives NaN or Inf "
+                                 f"logits in images {batch.ids[0]!r}..{batch.ids[-1]!r}")
         confidence, top = logits.softmax(dim=1).max(dim=1)
         confident = torch.isin(top, unseen_tensor) & (confidence >= threshold)
         for u in selected:
@@ -210,13 +211,26 @@ def generate_features(generator: FeatureGenerator, embeddings: torch.Tensor, cla
 
 
 def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params: ClassifierParams, seed: int,
-                     device: torch.device, stage: str) -> tuple[nn.Linear, list[dict]]:
-    """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features."""
+                     device: torch.device, stage: str,
+                     fixed_rows: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[nn.Linear, list[dict]]:
+    """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features.
+
+    ``fixed_rows`` maps classes to a (weight, bias) row that is kept as it is: only the other rows
+    learn, so adding a class moves pixels to it and nowhere else.
+    """
     rng = torch_generator(seed)
     inputs = torch.cat([features[c] for c in sorted(features)])
     targets = torch.cat([torch.full((features[c].shape[0],), c, dtype=torch.int64) for c in sorted(features)])
     torch.manual_seed(seed)
     classifier = nn.Linear(inputs.shape[1], num_classes).to(device)
+    if fixed_rows:
+        learns = torch.ones(num_classes, 1, device=device)
+        with torch.no_grad():
+            for c, (weight, bias) in fixed_rows.items():
+                classifier.weight[c], classifier.bias[c] = weight, bias
+                learns[c] = 0.0
+        classifier.weight.register_hook(lambda gradient: gradient * learns)
+        classifier.bias.register_hook(lambda gradient: gradient * learns[:, 0])
     optimiser = torch.optim.Adam(classifier.parameters(), lr=params.learning_rate)
     log = []
     for epoch in tqdm(range(params.epochs), desc=f"{stage} classifier", unit="epoch", leave=False):
@@ -304,7 +318,8 @@ def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: S
             continue
         logits = classifier(features.to(device))
         if not torch.isfinite(logits).all():
-            raise NumericalError("self_training: classifier logits contain NaN or Inf")
+            raise NumericalError(f"self_training: round 0's classifier gives NaN or Inf logits in images "
+                                 f"{batch.ids[0]!r}..{batch.ids[-1]!r}")
         confidence, top = logits.softmax(dim=1).max(dim=1)
         confidences.append(confidence.cpu())
         predicted.append(top.cpu())

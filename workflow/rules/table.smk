@@ -19,6 +19,8 @@ use rule backbone as backbone_k with:
         directory(per_k("backbone")),
     wildcard_constraints:
         k="[0-9]+",
+    log:
+        per_k("logs/backbone.log"),
     params:
         extra=unseen,
         depends=sections("seed", "threads", "device", "dataset", "backbone"),
@@ -32,6 +34,8 @@ use rule features as features_k with:
         directory(per_k("features")),
     wildcard_constraints:
         k="[0-9]+",
+    log:
+        per_k("logs/features.log"),
     params:
         extra=unseen,
         depends=sections("seed", "threads", "dataset", "backbone", "features"),
@@ -45,6 +49,8 @@ use rule round_0 as round_0_k with:
         directory(per_k("rounds/0")),
     wildcard_constraints:
         k="[0-9]+",
+    log:
+        per_k("logs/round_0.log"),
     params:
         extra=unseen,
         depends=sections("seed", "threads", "generator", "classifier"),
@@ -60,6 +66,8 @@ use rule round as round_k with:
     wildcard_constraints:
         k="[0-9]+",
         round="[1-9][0-9]*",
+    log:
+        per_k("logs/round_{round}.log"),
     params:
         extra=unseen,
         depends=sections("seed", "threads", "generator", "classifier", "recursion"),
@@ -74,6 +82,8 @@ use rule self_training as self_training_k with:
         directory(per_k("self_training")),
     wildcard_constraints:
         k="[0-9]+",
+    log:
+        per_k("logs/self_training.log"),
     params:
         extra=unseen,
         depends=sections("seed", "threads", "classifier", "self_training"),
@@ -89,6 +99,8 @@ use rule evaluate as evaluate_k with:
         confusion=directory(per_k("confusion")),
     wildcard_constraints:
         k="[0-9]+",
+    log:
+        per_k("logs/evaluate.log"),
     params:
         extra=unseen,
         rounds=lambda wildcards: f"data/k{wildcards.k}/rounds",
@@ -103,7 +115,10 @@ rule table:
         rounds=expand("data/k{k}/rounds/{round}", k=K_VALUES, round=ALL_ROUNDS),
         self_training=expand("data/k{k}/self_training", k=K_VALUES),
     output:
-        directory("data/table"),
+        report(directory("data/table"), patterns=["{name}.png", "{name}.csv"], caption="../report/table.rst",
+               category="Table", labels={"figure": "{name}"}),
+    log:
+        "data/logs/table.log",
     threads: THREADS
     params:
         depends=sections("table", "recursion", "report"),

@@ -1,0 +1,109 @@
+"""Benchmark: kill every stage with SIGKILL at a random point, rerun, compare with an uninterrupted run.
+
+Usage: python bench/interrupt.py [--engine dvc|snakemake|both] [--seed 0]   (venv's bin on PATH)
+Works on a tiny copy of the project in a temporary git repository (the tests' tiny params). For each
+stage it forces that stage and everything downstream to run (`dvc repro --force --downstream STAGE`,
+`snakemake --forcerun RULE`), SIGKILLs the whole process group at a random point of the stage (a
+uniform fraction of the stage's wall time in the reference run), reruns the plain command
+(`dvc repro`; `snakemake --unlock` then `snakemake --cores 2`) and checks that every metrics file is
+byte-identical to the uninterrupted reference. Linux only (it watches /proc).
+"""
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from pipeline_runs import ENV, project_clone, run, stage_running  # noqa: E402
+
+# (DVC stage, Snakemake rule, stage module, output)
+STAGES = [("demo", "demo", "demo", "data/demo"), ("prepare", "prepare", "prepare", "data/dataset"),
+          ("embed", "embed", "embed", "data/embeddings.npz"), ("backbone", "backbone", "backbone", "data/backbone"),
+          ("features", "features", "features", "data/features"), ("round_0", "round_0", "round_0", "data/rounds/0"),
+          ("round@1", "round", "recursive_round", "data/rounds/1"),
+          ("self_training", "self_training", "self_training", "data/self_training"),
+          ("evaluate", "evaluate", "evaluate", "data/metrics"), ("report", "report", "report", "data/report")]
+
+
+def metrics(root: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((root / "data" / "metrics").glob("*.json"))}
+
+
+def timed_run(command: list[str], root: Path) -> dict[str, float]:
+    """Run ``command`` to the end, noting how long each stage module's process ran."""
+    process = subprocess.Popen(command, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[str, list[float]] = {}
+    while process.poll() is None:
+        now = time.monotonic()
+        for _, _, module, _ in STAGES:
+            if stage_running(f"stages.{module}".encode(), root):
+                seen.setdefault(module, [now, now])[1] = now
+        time.sleep(0.02)
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed")
+    return {module: end - start for module, (start, end) in seen.items()}
+
+
+def kill_at(command: list[str], root: Path, module: str, delay: float) -> bool:
+    """SIGKILL ``command``'s process group ``delay`` s into stage ``module``; False if it ended first."""
+    process = subprocess.Popen(command, cwd=root, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    while not stage_running(f"stages.{module}".encode(), root):
+        if process.poll() is not None:
+            return False
+        time.sleep(0.01)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        if not stage_running(f"stages.{module}".encode(), root):
+            break
+        time.sleep(0.01)
+    still_running = stage_running(f"stages.{module}".encode(), root)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return still_running
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", choices=["dvc", "snakemake", "both"], default="both")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    engines = ["dvc", "snakemake"] if args.engine == "both" else [args.engine]
+    failures = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = project_clone(Path(scratch) / "reference")
+        durations = timed_run(["dvc", "repro"], reference)
+        expected = metrics(reference)
+        print("uninterrupted reference: " + ", ".join(f"{m} {s:.1f} s" for m, s in durations.items()))
+        for engine in engines:
+            root = project_clone(Path(scratch) / engine)
+            run(["dvc", "repro"] if engine == "dvc" else ["snakemake", "--cores", "2"], root, timeout=900)
+            for dvc_stage, rule, module, output in STAGES:
+                fraction = rng.uniform(0.05, 0.95)
+                forced = (["dvc", "repro", "--force", "--downstream", dvc_stage] if engine == "dvc"
+                          else ["snakemake", "--cores", "2", "--forcerun", rule])
+                killed = kill_at(forced, root, module, fraction * durations.get(module, 1.0))
+                partial = (root / output).exists() and killed
+                if engine == "snakemake":
+                    run(["snakemake", "--unlock"], root)
+                started = time.perf_counter()
+                run(["dvc", "repro"] if engine == "dvc" else ["snakemake", "--cores", "2"], root, timeout=900)
+                same = metrics(root) == expected
+                failures += not same or partial
+                print(f"{engine:<9} {dvc_stage:<13} killed at {100 * fraction:3.0f}% of the stage "
+                      f"({'mid-stage' if killed else 'it had already ended'}); output left under its name: "
+                      f"{'YES' if partial else 'no'}; rerun {time.perf_counter() - started:5.1f} s; metrics "
+                      f"{'byte-identical' if same else 'DIFFERENT'}")
+    print("all identical" if not failures else f"{failures} FAILURE(S)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

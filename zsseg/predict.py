@@ -1,0 +1,246 @@
+"""Open-vocabulary inference from a trained run: the user's images, the user's class names.
+
+A run is a data directory as the pipeline writes it (``backbone/``, ``features/``, ``rounds/R/``,
+and ``embeddings.npz`` there or one level up, as in the K grid's ``data/k<K>/``). For the run's own
+class list the round's trained classifier is used as it is. For any other list the classifier rows
+of names the run knows are kept, and a row is fitted for every new name on real cached features of
+the run's seen classes plus generated features of the other names (seconds, not a retraining).
+``refit`` fits every row instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from zsseg.config import Params  # noqa: E402
+from zsseg.datasets import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
+from zsseg.embeddings import class_embeddings  # noqa: E402
+from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.network import SegmentationNetwork  # noqa: E402
+from zsseg.report import class_palette  # noqa: E402
+from zsseg.rounds import CLASSIFIER_FILE, GENERATOR_FILE, derive_seed, load_classifier, load_generator  # noqa: E402
+from zsseg.segmentation import network_features  # noqa: E402
+from zsseg.zero_shot import NumericalError, generate_features, sample_class_features, train_classifier  # noqa: E402
+
+# Seed key of the classifier fit, apart from the pipeline's own keys (rounds.derive_seed).
+PREDICT_KEY = 9
+
+
+class PredictError(ValueError):
+    """Bad input to prediction: the message names the class name, file or run."""
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """The files of one trained round and the run it belongs to."""
+
+    round_directory: Path
+    root: Path
+    embeddings_path: Path
+    class_names: list[str]
+    unseen: list[int]
+
+    @property
+    def network_path(self) -> Path:
+        return self.root / "backbone" / "network.pt"
+
+    @property
+    def train_cache(self) -> Path:
+        return self.root / "features" / "train.h5"
+
+
+def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
+    """``run``: None (the last round under ``data/rounds``), a round number, or a round directory."""
+    data = Path(data)
+    if run is None:
+        rounds = sorted((int(path.name) for path in (data / "rounds").glob("[0-9]*")
+                         if path.name.isdigit() and (path / CLASSIFIER_FILE).is_file()), reverse=True)
+        if not rounds:
+            raise PredictError(f"{data / 'rounds'}: no trained round; run `dvc repro` first, or pass --run")
+        directory = data / "rounds" / str(rounds[0])
+    elif run.isdigit():
+        directory = data / "rounds" / run
+    else:
+        directory = Path(run)
+    missing = [name for name in (CLASSIFIER_FILE, GENERATOR_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise PredictError(f"--run {directory}: not a trained round (no {' or '.join(missing)}); expected a "
+                           f"directory such as data/rounds/1 written by the round stages")
+    root = directory.parent.parent if directory.parent.name == "rounds" else directory.parent
+    candidates = [root / "embeddings.npz", root.parent / "embeddings.npz"]
+    embeddings = next((path for path in candidates if path.is_file()), None)
+    for required in (root / "backbone" / "network.pt", root / "features" / "train.h5", embeddings):
+        if required is None or not required.is_file():
+            raise PredictError(f"--run {directory}: the run has no {required or candidates[0]}; "
+                               f"run the pipeline that made this round to the end")
+    checkpoint = torch.load(directory / CLASSIFIER_FILE, map_location="cpu", weights_only=True)
+    return TrainedRun(directory, root, embeddings, list(checkpoint["class_names"]), list(checkpoint["unseen"]))
+
+
+def parse_class_names(text: str, source: str = "--classes") -> list[str]:
+    """Names separated by commas or new lines; empty lists and duplicates (in any case) are refused."""
+    names = [name.strip() for name in re.split(r"[,\n]", text) if name.strip()]
+    if not names:
+        raise PredictError(f"{source}: the class list is empty; give names such as 'background, cat, dog'")
+    if len(names) > 255:
+        raise PredictError(f"{source}: {len(names)} names; the label PNG holds at most 255 classes")
+    first: dict[str, str] = {}
+    for name in names:
+        if name.lower() in first:
+            raise PredictError(f"{source}: class name {name!r} is given twice"
+                               + ("" if first[name.lower()] == name else f" (as {first[name.lower()]!r})"))
+        first[name.lower()] = name
+    return names
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files, and the images (.jpg, .jpeg, .png) of directories; every one is decoded up front."""
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(path for path in item.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise PredictError(f"{item}: no image (.jpg, .jpeg, .png) in this directory")
+            images += found
+        elif item.is_file():
+            images.append(item)
+        else:
+            raise PredictError(f"{item}: no such image or directory")
+    if not images:
+        raise PredictError("no image given")
+    for path in images:
+        try:
+            check_image(path)
+        except DatasetError as error:
+            raise PredictError(str(error)) from error
+    return images
+
+
+def load_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
+
+
+def build_classifier(run: TrainedRun, names: list[str], params: Params, device: torch.device, refit: bool,
+                     log: Callable[[str], None]) -> nn.Linear:
+    """Classifier weights for exactly ``names`` (see the module docstring)."""
+    trained = load_classifier(run.round_directory)
+    if names == run.class_names and not refit:
+        log(f"the run's own {len(names)} classes: its trained classifier is used as it is")
+        return trained
+    try:
+        vectors = torch.from_numpy(class_embeddings(names, *_embedding_source(run, params)))
+    except ValueError as error:
+        raise PredictError(f"--classes: {error}") from error
+    known = {name: index for index, name in enumerate(run.class_names)}
+    seen = {position: known[name] for position, name in enumerate(names)
+            if name in known and known[name] not in run.unseen}
+    cache = FeatureCache(run.train_cache)
+    if cache.class_names != run.class_names:
+        raise PredictError(f"{run.train_cache}: cached for classes {cache.class_names}, the round has "
+                           f"{run.class_names}; rerun the pipeline")
+    real = sample_class_features(cache, sorted(set(seen.values())), params.generator.real_features_per_class,
+                                 derive_seed(params.seed, PREDICT_KEY, 1), batch_size=params.evaluate.batch_size)
+    features = {position: real[index] for position, index in seen.items() if index in real}
+    others = [position for position in range(len(names)) if position not in features]
+    features |= generate_features(load_generator(run.round_directory, vectors), vectors, others,
+                                  params.classifier.generated_per_class, derive_seed(params.seed, PREDICT_KEY, 2),
+                                  device, "predict")
+    fixed = {} if refit else {position: (trained.weight[known[name]].detach(), trained.bias[known[name]].detach())
+                              for position, name in enumerate(names) if name in known}
+    new = [name for name in names if name not in known]
+    log(f"fitting {'every row' if refit else f'rows for {len(new)} new name(s): {new}'} on real features of "
+        f"{len(features) - len(others)} seen and generated features of {len(others)} other classes")
+    classifier, _ = train_classifier(features, len(names), params.classifier, derive_seed(params.seed, PREDICT_KEY, 3),
+                                     device, "predict", fixed)
+    return classifier
+
+
+def _embedding_source(run: TrainedRun, params: Params) -> tuple[str, str | None]:
+    archive = np.load(run.embeddings_path)
+    source = str(archive["source"])
+    return source, params.embed.path if source == "word2vec" else None
+
+
+@torch.no_grad()
+def segment(network: SegmentationNetwork, classifier: nn.Linear, image: np.ndarray, device: torch.device,
+            use_mixed_precision: bool) -> np.ndarray:
+    """Class indices (H, W) of one image at its own size.
+
+    The features are rounded to float16 exactly as the feature cache stores them, so the run's own
+    classifier reproduces the evaluate stage's prediction.
+    """
+    features = network_features(network, [image], device, use_mixed_precision).astype(np.float16)
+    logits = classifier.to(device)(torch.from_numpy(features.astype(np.float32)).to(device)).permute(0, 3, 1, 2)
+    if not torch.isfinite(logits).all():
+        raise NumericalError("predict: logits contain NaN or Inf")
+    logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1)[0].cpu().numpy()
+
+
+def class_fractions(labels: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    counts = np.bincount(labels.reshape(-1), minlength=len(names))
+    return {name: float(count) / labels.size for name, count in zip(names, counts)}
+
+
+def write_overlay(image: np.ndarray, labels: np.ndarray, names: Sequence[str], fractions: dict[str, float],
+                  path: Path) -> None:
+    """The image with the class colours blended over it, and a legend of the classes present."""
+    palette = class_palette(len(names))
+    blended = (0.45 * image + 0.55 * palette[labels]).astype(np.uint8)
+    height, width = labels.shape
+    figure, axis = plt.subplots(figsize=(max(4.0, width / 100), max(3.0, height / 100) + 0.9))
+    axis.imshow(blended, interpolation="nearest")
+    axis.set_axis_off()
+    present = [index for index, name in enumerate(names) if fractions[name] > 0]
+    handles = [matplotlib.patches.Patch(color=palette[index] / 255.0,
+                                        label=f"{names[index]} {100 * fractions[names[index]]:.1f}%")
+               for index in sorted(present, key=lambda index: -fractions[names[index]])]
+    figure.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    figure.savefig(path, dpi=100, format="png")
+    plt.close(figure)
+
+
+def fraction_table(results: dict[str, dict[str, float]]) -> str:
+    """Per image, the classes it contains, largest first, as percentages."""
+    lines = []
+    for image, fractions in results.items():
+        lines.append(image)
+        for name, fraction in sorted(fractions.items(), key=lambda item: -item[1]):
+            if fraction > 0:
+                lines.append(f"  {name:<28} {100 * fraction:6.2f}%")
+    return "\n".join(lines)
+
+
+def write_prediction(directory: Path, stem: str, image_path: Path, image: np.ndarray, labels: np.ndarray,
+                     names: Sequence[str], run: TrainedRun) -> dict[str, float]:
+    from PIL import Image
+
+    from zsseg.atomic import atomic_path
+
+    fractions = class_fractions(labels, names)
+    with atomic_path(directory / f"{stem}_labels.png") as temporary:
+        Image.fromarray(labels.astype(np.uint8), mode="L").save(temporary, format="PNG")
+    with atomic_path(directory / f"{stem}_overlay.png") as temporary:
+        write_overlay(image, labels, names, fractions, temporary)
+    with atomic_path(directory / f"{stem}.json") as temporary:
+        temporary.write_text(json.dumps({"image": str(image_path), "run": str(run.round_directory),
+                                         "classes": list(names), "fractions": fractions}, indent=2) + "\n")
+    return fractions

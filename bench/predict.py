@@ -1,7 +1,7 @@
 """Benchmark: `zsseg predict` time per 512x512 image (default: 2 CPU threads, as params.yaml sets).
 
 Usage: python bench/predict.py [--data data] [--images 5] [--extra "purple star"]
-Needs a trained run (`dvc repro` first). Renders demo-style 512x512 images, then times, for the
+Needs a trained run (`dvc repro` first). Renders demo scenes scaled to 512x512, then times, for the
 run's own class list and for that list plus --extra names: the classifier build (a row fit for the
 new names), and per image the backbone + classifier (`segment`) and writing the three outputs.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from zsseg.config import load_params
 from zsseg.demo import _load_backgrounds, render_image
@@ -34,7 +35,10 @@ def main() -> None:
     run = find_run(None, args.data)
     rng = np.random.default_rng(0)
     backgrounds = _load_backgrounds()
-    images = [render_image(rng, backgrounds, 512, 2, 4)[0] for _ in range(args.images)]
+    # Demo scenes (rendered at the demo's 128 px: the packaged backgrounds are too small for 512) scaled to 512.
+    images = [np.array(Image.fromarray(render_image(rng, backgrounds, 128, 2, 4)[0]).resize((512, 512),
+                                                                                           Image.BILINEAR))
+              for _ in range(args.images)]
     network, _ = load_network(run.network_path, device)
     print(f"run {run.round_directory}, device {device}, {torch.get_num_threads()} threads, "
           f"{args.images} images of 512x512")

@@ -4,7 +4,7 @@ import argparse
 
 from zsseg.atomic import atomic_path
 from zsseg.config import load_params
-from zsseg.datasets import FolderDataset
+from zsseg.datasets import DatasetError, FolderDataset
 from zsseg.pascal import prepare_dataset
 from zsseg.runtime import run_stage, stage_logger
 
@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(args.output, directory=True) as directory:
             prepare_dataset(params.dataset.name, params.dataset.root, directory, params.threads, log.info)
             # Resolve dataset.unseen now, so a bad K or name fails before any training.
-            class_split = FolderDataset(directory).class_split(params.dataset.unseen)
+            try:
+                class_split = FolderDataset(directory).class_split(params.dataset.unseen)
+            except DatasetError as error:
+                # Name the file as it will be called, not the temporary directory being written.
+                raise DatasetError(str(error).replace(str(directory), args.output)) from error
             log.info("unseen classes: %s", ", ".join(class_split.names[i] for i in class_split.unseen))
 
     run_stage("prepare", body)

@@ -46,6 +46,7 @@ def refuse(stage, tmp_path, capsys, culprit, dataset=None, **overrides):
         module.main(stage_arguments(stage, params_path, dataset, data) + ["--output", str(output)])
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
+    print(message)  # shown by `pytest -rP tests/test_bad_input.py`
     assert culprit in message, message
     assert message.startswith(f"{'round_1' if stage == 'recursive_round' else stage}: error: "), message
     assert not output.exists()
@@ -88,7 +89,8 @@ def test_missing_dataset_root(tmp_path, capsys):
 
 
 def test_k_larger_than_the_unseen_order(small_dataset, tmp_path, capsys):
-    refuse("prepare", tmp_path, capsys, "dataset.unseen = 5: K must be between 1 and the 1 classes of",
+    refuse("prepare", tmp_path, capsys, f"dataset.unseen = 5: K must be between 1 and the 1 classes of "
+           f"{tmp_path / 'data' / 'dataset' / 'unseen.txt'}",
            dataset=small_dataset, **{"dataset.unseen": 5})
 
 

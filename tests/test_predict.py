@@ -2,6 +2,10 @@
 re-fitted classifier agrees with it, an extra name only takes pixels, and bad input is refused."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,11 +67,14 @@ def test_an_extra_name_only_takes_pixels(trained, tmp_path):
     assert summary["classes"][-1] == "purple star"
 
 
-def test_classes_file_and_console_script_entry(trained, tmp_path):
+def test_installed_console_script_with_a_classes_file_and_a_directory(trained, tmp_path):
     (tmp_path / "classes.txt").write_text("\n".join(trained["names"]) + "\n")
     root = trained["root"]
-    zsseg_main(["predict", str(trained["image"].parent), "--classes-file", str(tmp_path / "classes.txt"),
-                "--data", str(root / "data"), "--params", str(root / "params.yaml"), "--out", str(tmp_path / "out")])
+    script = Path(sys.executable).parent / "zsseg"
+    result = subprocess.run([str(script), "predict", str(trained["image"].parent), "--classes-file",
+                             str(tmp_path / "classes.txt"), "--data", "data", "--out", str(tmp_path / "out")],
+                            cwd=root, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    assert result.returncode == 0, result.stderr
     labels = np.array(Image.open(tmp_path / "out" / f"{trained['image'].stem}_labels.png"))
     assert np.array_equal(labels, trained["evaluated"])
     val_images = len(list(trained["image"].parent.iterdir()))
@@ -110,3 +117,11 @@ def test_run_without_a_trained_round(trained, tmp_path, capsys):
     (tmp_path / "rounds" / "0").mkdir(parents=True)
     refuse(trained, tmp_path, capsys, f"--run {tmp_path / 'rounds' / '0'}: not a trained round",
            "--classes", "background, cat", "--run", str(tmp_path / "rounds" / "0"))
+
+
+def test_zsseg_without_a_stage_lists_the_stages(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        zsseg_main([])
+    assert exit_info.value.code == 2
+    usage = capsys.readouterr().err
+    assert usage.startswith("usage: zsseg {") and "predict" in usage and "evaluate" in usage

@@ -212,8 +212,9 @@ def write_overlay(image: np.ndarray, labels: np.ndarray, names: Sequence[str], f
     handles = [matplotlib.patches.Patch(color=palette[index] / 255.0,
                                         label=f"{names[index]} {100 * fractions[names[index]]:.1f}%")
                for index in sorted(present, key=lambda index: -fractions[names[index]])]
-    figure.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
-    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    columns = 2
+    figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.05 * -(-len(handles) // columns) + 0.02, 1, 1))
     figure.savefig(path, dpi=100, format="png")
     plt.close(figure)
 

@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# pip skips compiling every installed module (--no-compile); each module is compiled once, on its first
+# import, instead. That needs bytecode caching on, which some machines switch off for every process.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test install bench clean
 

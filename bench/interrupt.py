@@ -114,7 +114,8 @@ def main() -> None:
                 failures += not same
                 print(f"{engine:<9} {dvc_stage:<13} killed at {100 * fraction:3.0f}% of the stage "
                       f"({'mid-stage' if killed else 'it had already ended'}); output under its name after the kill: "
-                      f"{'yes, complete' if finished else 'none'}{flagged}; rerun {time.perf_counter() - started:5.1f} s; "
+                      f"{'yes, complete' if finished else 'none'}{flagged}; "
+                      f"rerun {time.perf_counter() - started:5.1f} s; "
                       f"metrics {'byte-identical' if same else 'DIFFERENT'}")
     print("all identical" if not failures else f"{failures} FAILURE(S)")
     sys.exit(1 if failures else 0)

@@ -11,8 +11,9 @@ from tqdm import tqdm
 
 from zsseg.config import load_params
 from zsseg.network import load_network
-from zsseg.predict import (PredictError, build_classifier, find_images, find_run, fraction_table, load_image,
-                           parse_class_names, segment, write_prediction)
+from zsseg.datasets import read_rgb_image
+from zsseg.predict import (PredictError, build_classifier, find_images, find_run, fraction_table, parse_class_names,
+                           segment, write_prediction)
 from zsseg.runtime import configure_torch, resolve_device, run_stage, stage_logger
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         results = {}
         for path in tqdm(images, desc="predict", unit="img"):
-            image = load_image(path)
+            image = read_rgb_image(path)
             labels = segment(network, classifier, image, device, params.backbone.mixed_precision)
             results[str(path)] = write_prediction(out, path.stem, path, image, labels, names, run)
         print(fraction_table(results))

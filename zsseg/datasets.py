@@ -104,6 +104,15 @@ def check_image(path: Path) -> tuple[tuple[int, int], str]:
         raise DatasetError(f"{path}: unreadable or truncated image ({error})") from error
 
 
+def read_rgb_image(path: Path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 RGB array (grayscale, palette and RGBA converted)."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path}: unreadable image ({error})") from error
+
+
 class FolderDataset:
     """A segmentation dataset in the folder format (see the module docstring)."""
 
@@ -165,12 +174,7 @@ class FolderDataset:
 
     def load_image(self, image_id: str) -> np.ndarray:
         """The image as an (H, W, 3) uint8 RGB array."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                return np.array(image.convert("RGB"))
-        except (OSError, SyntaxError, ValueError) as error:
-            raise DatasetError(f"{path}: unreadable image ({error})") from error
+        return read_rgb_image(self.image_path(image_id))
 
     def load_label(self, image_id: str, expected_size: tuple[int, int] | None = None) -> np.ndarray:
         """The label map as an (H, W) uint8 array of class indices, 255 = ignore."""

@@ -23,9 +23,10 @@ import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
+from zsseg.atomic import atomic_path  # noqa: E402
 from zsseg.config import Params  # noqa: E402
 from zsseg.datasets import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
 from zsseg.embeddings import class_embeddings  # noqa: E402
@@ -34,7 +35,7 @@ from zsseg.network import SegmentationNetwork  # noqa: E402
 from zsseg.report import class_palette  # noqa: E402
 from zsseg.rounds import CLASSIFIER_FILE, GENERATOR_FILE, derive_seed, load_classifier, load_generator  # noqa: E402
 from zsseg.segmentation import network_features  # noqa: E402
-from zsseg.zero_shot import NumericalError, generate_features, sample_class_features, train_classifier  # noqa: E402
+from zsseg.zero_shot import dense_labels, generate_features, sample_class_features, train_classifier  # noqa: E402
 
 # Seed key of the classifier fit, apart from the pipeline's own keys (rounds.derive_seed).
 PREDICT_KEY = 9
@@ -130,13 +131,6 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     return images
 
 
-def load_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
-
-
 def build_classifier(run: TrainedRun, names: list[str], params: Params, device: torch.device, refit: bool,
                      log: Callable[[str], None]) -> nn.Linear:
     """Classifier weights for exactly ``names`` (see the module docstring)."""
@@ -187,11 +181,8 @@ def segment(network: SegmentationNetwork, classifier: nn.Linear, image: np.ndarr
     classifier reproduces the evaluate stage's prediction.
     """
     features = network_features(network, [image], device, use_mixed_precision).astype(np.float16)
-    logits = classifier.to(device)(torch.from_numpy(features.astype(np.float32)).to(device)).permute(0, 3, 1, 2)
-    if not torch.isfinite(logits).all():
-        raise NumericalError("predict: logits contain NaN or Inf")
-    logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1)[0].cpu().numpy()
+    return dense_labels(classifier, torch.from_numpy(features.astype(np.float32)), image.shape[:2], device,
+                        "predict")[0].numpy()
 
 
 def class_fractions(labels: np.ndarray, names: Sequence[str]) -> dict[str, float]:
@@ -232,10 +223,6 @@ def fraction_table(results: dict[str, dict[str, float]]) -> str:
 
 def write_prediction(directory: Path, stem: str, image_path: Path, image: np.ndarray, labels: np.ndarray,
                      names: Sequence[str], run: TrainedRun) -> dict[str, float]:
-    from PIL import Image
-
-    from zsseg.atomic import atomic_path
-
     fractions = class_fractions(labels, names)
     with atomic_path(directory / f"{stem}_labels.png") as temporary:
         Image.fromarray(labels.astype(np.uint8), mode="L").save(temporary, format="PNG")

@@ -210,9 +210,12 @@ def generate_features(generator: FeatureGenerator, embeddings: torch.Tensor, cla
     return generated
 
 
+FixedRows = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
 def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params: ClassifierParams, seed: int,
                      device: torch.device, stage: str,
-                     fixed_rows: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[nn.Linear, list[dict]]:
+                     fixed_rows: FixedRows | None = None) -> tuple[nn.Linear, list[dict]]:
     """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features.
 
     ``fixed_rows`` maps classes to a (weight, bias) row that is kept as it is: only the other rows
@@ -264,13 +267,22 @@ def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> l
         while (stop < len(features) and features[stop].shape == features[start].shape
                and batch.labels[stop].shape == batch.labels[start].shape):
             stop += 1
-        logits = classifier(torch.stack(features[start:stop]).to(device)).permute(0, 3, 1, 2)
-        if not torch.isfinite(logits).all():
-            raise NumericalError(f"prediction: logits of image {batch.ids[start]!r}.. contain NaN or Inf")
-        logits = F.interpolate(logits, size=tuple(batch.labels[start].shape), mode="bilinear", align_corners=False)
-        predictions.extend(logits.argmax(dim=1).cpu())
+        predictions.extend(dense_labels(classifier, torch.stack(features[start:stop]), tuple(batch.labels[start].shape),
+                                        device, f"prediction: image {batch.ids[start]!r}.."))
         start = stop
     return predictions
+
+
+@torch.no_grad()
+def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int, int], device: torch.device,
+                 where: str) -> torch.Tensor:
+    """Class indices (B, H, W) of feature maps (B, h, w, D) of one size: logits upsampled bilinearly
+    to ``size``, then argmax. The evaluate stage and `zsseg predict` both classify through here."""
+    logits = classifier.to(device)(features.to(device)).permute(0, 3, 1, 2)
+    if not torch.isfinite(logits).all():
+        raise NumericalError(f"{where}: logits contain NaN or Inf")
+    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1).cpu()
 
 
 def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: int,

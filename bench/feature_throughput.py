@@ -11,7 +11,7 @@ import time
 import torch
 
 from zsseg.network import SegmentationNetwork
-from zsseg.segmentation import mixed_precision
+from zsseg.runtime import mixed_precision
 
 
 def throughput(device: torch.device, images: int, batch_size: int, size: int) -> float:

@@ -23,14 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from pipeline_runs import ENV, project_clone, run, stage_running  # noqa: E402
+from zsseg import pipeline  # noqa: E402
 
-# (DVC stage, Snakemake rule, stage module, output)
-STAGES = [("demo", "demo", "demo", "data/demo"), ("prepare", "prepare", "prepare", "data/dataset"),
-          ("embed", "embed", "embed", "data/embeddings.npz"), ("backbone", "backbone", "backbone", "data/backbone"),
-          ("features", "features", "features", "data/features"), ("round_0", "round_0", "round_0", "data/rounds/0"),
-          ("round@1", "round", "recursive_round", "data/rounds/1"),
-          ("self_training", "self_training", "self_training", "data/self_training"),
-          ("evaluate", "evaluate", "evaluate", "data/metrics"), ("report", "report", "report", "data/report")]
+# (DVC stage, Snakemake rule, stage module, output) of every stage of the single run; round 1 of the rounds.
+STAGES = [(entry.name + ("@1" if entry.per_round else ""), entry.name, entry.name,
+           entry.outputs["output"].format(data="data", run="data", round=1))
+          for entry in pipeline.STAGES if entry.scope != pipeline.GRID]
 
 
 def metrics(root: Path) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from zsseg.config import load_params
-from zsseg.demo import _load_backgrounds, render_image
+from zsseg.datasets.demo import _load_backgrounds, render_image
 from zsseg.network import load_network
 from zsseg.predict import build_classifier, find_run, segment, write_prediction
 from zsseg.runtime import configure_torch, resolve_device

@@ -1,25 +1,17 @@
 """Stage `demo`: generate the embedded offline demo dataset in the folder format."""
 
-import argparse
+from zsseg.datasets.demo import write_demo_dataset
+from zsseg.stage import stage_run
 
-from zsseg.config import load_params
-from zsseg.demo import write_demo_dataset
-from zsseg.runtime import run_stage
+PARAMS = ("threads", "demo")
+ARGUMENTS = {"output": "dataset directory to write"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--output", required=True, help="dataset directory to write")
-    args = parser.parse_args(argv)
-
-    def body() -> None:
-        params = load_params(args.params)
-        demo = params.demo
-        write_demo_dataset(args.output, demo.train_images, demo.val_images, demo.image_size,
-                           demo.min_objects, demo.max_objects, demo.seed, workers=params.threads)
-
-    run_stage("demo", body)
+    with stage_run("demo", __doc__, PARAMS, ARGUMENTS, argv, uses_torch=False) as stage:
+        demo = stage.params.demo
+        write_demo_dataset(stage.args.output, demo.train_images, demo.val_images, demo.image_size,
+                           demo.min_objects, demo.max_objects, demo.seed, workers=stage.params.threads)
 
 
 if __name__ == "__main__":

@@ -1,58 +1,45 @@
-"""Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every round, and of ZS5Net
-self-training, on val.
+"""Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every result of every method
+(zsseg/methods.py) on val.
 
 The metrics directory holds only the JSON files, so that `dvc metrics` reads nothing else.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
-from zsseg.config import load_params
-from zsseg.feature_cache import FeatureCache
+from zsseg.evaluation import evaluate_classifier
+from zsseg.feature_cache import open_cache
+from zsseg.methods import results
 from zsseg.metrics import segmentation_metrics
-from zsseg.rounds import load_classifier
-from zsseg.runtime import configure_torch, resolve_device, run_stage, stage_logger
-from zsseg.zero_shot import evaluate_classifier
-from stages.features import CACHE_SECTIONS
+from zsseg.stage import stage_run
+
+PARAMS = ("seed", "threads", "device", "evaluate", "recursion.rounds")
+ARGUMENTS = {"features": "directory written by the features stage",
+             "run": "the run directory, which holds each method's output (zsseg/methods.py)",
+             "output": "metrics directory: one JSON file per result",
+             "confusion": "directory for one confusion matrix CSV per result"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
-    parser.add_argument("--features", required=True, help="directory written by the features stage")
-    parser.add_argument("--rounds", required=True, help="directory holding one subdirectory per round")
-    parser.add_argument("--self-training", required=True, help="directory written by the self_training stage")
-    parser.add_argument("--output", required=True, help="metrics directory: round_<r>.json, self_training.json")
-    parser.add_argument("--confusion", required=True, help="directory for round_<r>.csv confusion matrices")
-    args = parser.parse_args(argv)
-    log = stage_logger("evaluate")
-
-    def body() -> None:
-        params = load_params(args.params, args.unseen)
-        device = resolve_device(params.device)
-        configure_torch(params.threads, params.seed)
-        cache = FeatureCache(Path(args.features) / "val.h5", params.section_hash(*CACHE_SECTIONS))
-        with (atomic_path(args.output, directory=True) as directory,
-              atomic_path(args.confusion, directory=True) as confusion_directory):
-            runs = {f"round_{r}": Path(args.rounds) / str(r) for r in params.recursion.all_rounds()}
-            runs["self_training"] = Path(args.self_training)
-            for name, run_directory in runs.items():
-                confusion = evaluate_classifier(cache, load_classifier(run_directory), params.evaluate.batch_size,
-                                                device)
+    with stage_run("evaluate", __doc__, PARAMS, ARGUMENTS, argv) as stage:
+        cache = open_cache(Path(stage.args.features) / "val.h5", stage.params)
+        with (atomic_path(stage.args.output, directory=True) as directory,
+              atomic_path(stage.args.confusion, directory=True) as confusion_directory):
+            for result in results(sorted(stage.params.recursion.rounds)):
+                classifier = load_classifier(Path(stage.args.run) / result.directory)
+                confusion = evaluate_classifier(cache, classifier, stage.params.evaluate.batch_size, stage.device)
                 metrics = segmentation_metrics(confusion, cache.class_names, cache.unseen)
-                log.info("%s: seen mIoU %s, unseen mIoU %s, hIoU %s", name, metrics["seen_miou"],
-                         metrics["unseen_miou"], metrics["hiou"])
-                (directory / f"{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                stage.log.info("%s (%s, round %d): seen mIoU %s, unseen mIoU %s, hIoU %s", result.metrics,
+                               result.method.name, result.round, metrics["seen_miou"], metrics["unseen_miou"],
+                               metrics["hiou"])
+                (directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
                 frame = pd.DataFrame(confusion, index=cache.class_names, columns=cache.class_names)
                 frame.index.name = "ground_truth"
-                frame.to_csv(confusion_directory / f"{name}.csv")
-
-    run_stage("evaluate", body)
+                frame.to_csv(confusion_directory / f"{result.metrics}.csv")
 
 
 if __name__ == "__main__":

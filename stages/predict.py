@@ -9,15 +9,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zsseg.config import load_params
+from zsseg.datasets.folder import read_rgb_image
 from zsseg.network import load_network
-from zsseg.datasets import read_rgb_image
-from zsseg.predict import (PredictError, build_classifier, find_images, find_run, fraction_table, parse_class_names,
-                           segment, write_prediction)
-from zsseg.runtime import configure_torch, resolve_device, run_stage, stage_logger
+from zsseg.predict import (build_classifier, find_images, find_run, fraction_table, parse_class_names, segment,
+                           write_prediction)
+from zsseg.stage import stage_run
+
+PARAMS = ("seed", "threads", "device", "backbone.mixed_precision", "generator.real_features_per_class", "classifier",
+          "evaluate.batch_size", "embed.path")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsseg predict", description=__doc__)
     parser.add_argument("images", nargs="+", help="image files or directories of images")
     classes = parser.add_mutually_exclusive_group(required=True)
@@ -29,13 +31,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="fit every classifier row, even for the run's own classes")
     parser.add_argument("--out", required=True, help="directory for the label PNGs, overlays and JSON files")
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    log = stage_logger("predict")
+    return parser
 
-    def body() -> None:
-        params = load_params(args.params)
-        device = resolve_device(params.device)
-        configure_torch(params.threads, params.seed)
+
+def main(argv: list[str] | None = None) -> None:
+    with stage_run("predict", __doc__, PARAMS, {}, argv, parser=parser()) as stage:
+        args, params = stage.args, stage.params
         if args.classes_file:
             path = Path(args.classes_file)
             if not path.is_file():
@@ -45,19 +46,17 @@ def main(argv: list[str] | None = None) -> None:
             names = parse_class_names(args.classes)
         images = find_images(args.images)
         run = find_run(args.run, args.data)
-        log.info("round %s, %d classes, %d image(s)", run.round_directory, len(names), len(images))
-        classifier = build_classifier(run, names, params, device, args.refit, log.info)
-        network, _ = load_network(run.network_path, device)
+        stage.log.info("round %s, %d classes, %d image(s)", run.round_directory, len(names), len(images))
+        classifier = build_classifier(run, names, params, stage.device, args.refit, stage.log.info)
+        network, _ = load_network(run.network_path, stage.device)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         results = {}
         for path in tqdm(images, desc="predict", unit="img"):
             image = read_rgb_image(path)
-            labels = segment(network, classifier, image, device, params.backbone.mixed_precision)
+            labels = segment(network, classifier, image, stage.device, params.backbone.mixed_precision)
             results[str(path)] = write_prediction(out, path.stem, path, image, labels, names, run)
         print(fraction_table(results))
-
-    run_stage("predict", body, errors=(PredictError,))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,26 @@
 """Stage `prepare`: the configured dataset as a checked folder-format view (converted once for VOC/Context)."""
 
-import argparse
-
 from zsseg.atomic import atomic_path
-from zsseg.config import load_params
-from zsseg.datasets import DatasetError, FolderDataset
-from zsseg.pascal import prepare_dataset
-from zsseg.runtime import run_stage, stage_logger
+from zsseg.datasets.folder import DatasetError, FolderDataset
+from zsseg.datasets.registry import prepare_dataset
+from zsseg.stage import stage_run
+
+PARAMS = ("threads", "dataset")
+ARGUMENTS = {"output": "folder-format dataset directory to write"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--output", required=True, help="folder-format dataset directory to write")
-    args = parser.parse_args(argv)
-    log = stage_logger("prepare")
-
-    def body() -> None:
-        params = load_params(args.params)
-        with atomic_path(args.output, directory=True) as directory:
-            prepare_dataset(params.dataset.name, params.dataset.root, directory, params.threads, log.info)
+    with stage_run("prepare", __doc__, PARAMS, ARGUMENTS, argv, uses_torch=False) as stage:
+        dataset, output = stage.params.dataset, stage.args.output
+        with atomic_path(output, directory=True) as directory:
+            prepare_dataset(dataset.name, dataset.root, directory, stage.params.threads, stage.log.info)
             # Resolve dataset.unseen now, so a bad K or name fails before any training.
             try:
-                class_split = FolderDataset(directory).class_split(params.dataset.unseen)
+                class_split = FolderDataset(directory).class_split(dataset.unseen)
             except DatasetError as error:
                 # Name the file as it will be called, not the temporary directory being written.
-                raise DatasetError(str(error).replace(str(directory), args.output)) from error
-            log.info("unseen classes: %s", ", ".join(class_split.names[i] for i in class_split.unseen))
-
-    run_stage("prepare", body)
+                raise DatasetError(str(error).replace(str(directory), output)) from error
+            stage.log.info("unseen classes: %s", ", ".join(class_split.names[i] for i in class_split.unseen))
 
 
 if __name__ == "__main__":

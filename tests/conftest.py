@@ -93,6 +93,21 @@ def write_params(path: Path, data: dict) -> Path:
     return path
 
 
+def run_stages_in_process(params_path: Path, data: Path, names: tuple[str, ...] | None = None) -> None:
+    """The pipeline's stages (all but demo and report, or ``names``), in one process, on a run in ``data``:
+    the commands both engines run (zsseg.pipeline), with ``--params params_path``."""
+    import importlib
+
+    import yaml
+
+    from zsseg.pipeline import stage_commands
+
+    names = names or ("prepare", "embed", "backbone", "features", "round_0", "recursive_round", "self_training",
+                      "evaluate")
+    for module, arguments in stage_commands(yaml.safe_load(params_path.read_text()), str(data), names):
+        importlib.import_module(module).main(["--params", str(params_path), *arguments])
+
+
 # Tiny pipelines shared by the pipeline, determinism and prediction tests (tests/pipeline_runs.py).
 # The DVC and Snakemake chains run at the same time: most of their time is single-threaded process
 # start-up, so two chains on two cores take little longer than one.

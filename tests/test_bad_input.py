@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from conftest import tiny_params, write_folder_dataset, write_params
-from zsseg.datasets import FolderDataset
+from zsseg.datasets.folder import FolderDataset
 from zsseg.embeddings import EmbeddingError
 from zsseg.generator import FeatureGenerator
-from zsseg.rounds import GENERATOR_FILE, load_generator
-from zsseg.segmentation import seen_training_ids
+from zsseg.generator import GENERATOR_FILE, load_generator
+from zsseg.backbone_training import seen_training_ids
 
 STAGE_OUTPUTS = {"prepare": "dataset", "embed": "embeddings.npz", "backbone": "backbone", "round_0": "rounds/0",
                  "recursive_round": "rounds/1"}

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from zsseg.config import ParamsError, load_params, parse_params
+from zsseg.presets import validate
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
 
@@ -41,8 +42,9 @@ def test_default_params_are_valid():
     ("recursion.rounds", {1: 0, 3: 2}, "recursion.rounds"),
 ])
 def test_bad_values_are_named(key, value, message):
+    """The whole-file check (what `zsseg preset` runs); a stage checks the keys it declares."""
     with pytest.raises(ParamsError) as error:
-        parse_params(with_value(key, value))
+        validate(with_value(key, value))
     assert message in str(error.value)
 
 
@@ -67,25 +69,7 @@ def test_missing_file(tmp_path):
 
 def test_word2vec_needs_a_path():
     with pytest.raises(ParamsError, match="embed.path"):
-        parse_params(with_value("embed.source", "word2vec"))
-
-
-@pytest.mark.parametrize("preset", ["voc", "context"])
-def test_dataset_presets_hold_zs3net_recipe(tmp_path, preset):
-    text = (Path(__file__).resolve().parents[1] / "presets" / f"{preset}.yaml").read_text()
-    data = yaml.safe_load(text)
-    for section, key in (("backbone", "weights"), ("embed", "path")):
-        assert data[section][key].startswith("/path/to/")
-        (tmp_path / key).write_bytes(b"")
-        data[section][key] = str(tmp_path / key)
-    params = parse_params(data)
-    backbone = params.backbone
-    assert params.dataset.name == preset and params.embed.source == "word2vec"
-    assert (backbone.arch, backbone.crop_size, backbone.batch_size, backbone.optimizer) == \
-        ("deeplabv3plus_resnet101", 312, 16, "sgd")
-    assert (backbone.learning_rate, backbone.head_lr_multiplier, backbone.momentum, backbone.weight_decay) == \
-        (0.007, 10.0, 0.9, 0.0005)
-    assert backbone.epochs == 200 and backbone.aspp_rates == [6, 12, 18] and not backbone.freeze_encoder
+        validate(with_value("embed.source", "word2vec"))
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -97,11 +81,28 @@ def test_dataset_presets_hold_zs3net_recipe(tmp_path, preset):
 ])
 def test_backbone_and_dataset_choices_are_checked(key, value, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        parse_params(with_value(key, value))
+        validate(with_value(key, value))
 
 
 def test_missing_imagenet_weights_file_is_named():
     data = with_value("backbone.arch", "deeplabv3plus_resnet101")
     data["backbone"]["weights"] = "/nowhere/resnet101.pth"
     with pytest.raises(ParamsError, match="backbone.weights = '/nowhere/resnet101.pth': expected none or the path"):
-        parse_params(data)
+        validate(data)
+
+
+def test_a_stage_reads_only_what_it_declares():
+    from zsseg.config import StageParams, UndeclaredParamsError
+
+    params = StageParams(parse_params(copy.deepcopy(PARAMS)), ("seed", "generator", "recursion.rounds"), "round_9")
+    assert params.seed == 0 and params.generator.steps == PARAMS["generator"]["steps"]
+    assert params.recursion.all_rounds() == [0, 1, 2, 3]  # a method of a section sees the same restriction
+    with pytest.raises(UndeclaredParamsError, match="stage round_9 reads params.yaml key classifier, which its"):
+        params.classifier
+    with pytest.raises(UndeclaredParamsError, match="reads params.yaml key recursion.threshold"):
+        params.recursion.threshold
+    narrow = StageParams(parse_params(copy.deepcopy(PARAMS)), ("recursion.threshold",), "round_9")
+    with pytest.raises(UndeclaredParamsError, match="recursion.rounds"):
+        narrow.recursion.all_rounds()
+    with pytest.raises(UndeclaredParamsError, match="declares params.yaml key generatr, which does not exist"):
+        StageParams(parse_params(copy.deepcopy(PARAMS)), ("generatr",), "round_9")

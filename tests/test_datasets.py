@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zsseg.datasets import DatasetError, FolderDataset
-from zsseg.demo import CLASS_NAMES, UNSEEN_ORDER
+from zsseg.datasets.folder import DatasetError, FolderDataset
+from zsseg.datasets.demo import CLASS_NAMES, UNSEEN_ORDER
 
 
 def test_loads_images_labels_and_split(small_dataset):

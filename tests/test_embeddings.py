@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
+from zsseg.config import ParamsError
 from zsseg.embeddings import EmbeddingError, class_embeddings
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -91,5 +92,5 @@ def test_minilm_embeds_the_demo_classes():
 
 
 def test_unknown_source():
-    with pytest.raises(EmbeddingError, match="embed.source = 'clip'"):
+    with pytest.raises(ParamsError, match="embed.source = 'clip': expected one of minilm, glove, word2vec"):
         class_embeddings(["cat"], "clip")

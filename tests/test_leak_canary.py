@@ -15,10 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_params, write_params
-from stages import backbone, features, prepare, recursive_round, round_0, self_training
-from stages.embed import main as embed_main
-from zsseg.demo import write_demo_dataset
+from conftest import run_stages_in_process, tiny_params, write_params
+from zsseg.datasets.demo import write_demo_dataset
 
 UNSEEN_K = 3
 
@@ -41,19 +39,8 @@ def digest_h5(path, skip=()) -> dict:
 def training_outputs(workdir, params_path) -> dict:
     out = workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
-    common = ["--params", str(params_path)]
-    dataset = ["--dataset", str(out / "dataset")]
-    prepare.main([*common, "--output", str(out / "dataset")])
-    embed_main([*common, *dataset, "--output", str(out / "embeddings.npz")])
-    backbone.main([*common, *dataset, "--output", str(out / "backbone")])
-    features.main([*common, *dataset, "--backbone", str(out / "backbone"), "--output", str(out / "features")])
-    round_0.main([*common, "--features", str(out / "features"), "--embeddings", str(out / "embeddings.npz"),
-                  "--output", str(out / "rounds" / "0")])
-    recursive_round.main([*common, "--round", "1", "--previous", str(out / "rounds" / "0"),
-                          "--features", str(out / "features"), "--embeddings", str(out / "embeddings.npz"),
-                          "--output", str(out / "rounds" / "1")])
-    self_training.main([*common, "--previous", str(out / "rounds" / "0"), "--features", str(out / "features"),
-                        "--embeddings", str(out / "embeddings.npz"), "--output", str(out / "self_training")])
+    run_stages_in_process(params_path, out, ("prepare", "embed", "backbone", "features", "round_0",
+                                             "recursive_round", "self_training"))
     result = {"backbone": digest_tensors(torch.load(out / "backbone" / "network.pt", weights_only=False)["state_dict"])}
     # The train cache keeps full-resolution labels too: they must also be identical (unseen -> 255).
     result["train_cache"] = digest_h5(out / "features" / "train.h5")

@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from test_feature_cache import write_cache
+from zsseg.classifier import train_classifier
 from zsseg.config import ClassifierParams, GeneratorParams
+from zsseg.errors import NumericalError
 from zsseg.feature_cache import FeatureCache
-from zsseg.generator import FeatureGenerator
-from zsseg.zero_shot import (NumericalError, extract_pseudo_features, generate_features, train_classifier,
-                             train_generator)
+from zsseg.generator import FeatureGenerator, generate_features, train_generator
+from zsseg.pseudo_features import extract_pseudo_features
 
 CPU = torch.device("cpu")
 GENERATOR = GeneratorParams(noise_dim=3, hidden_dim=8, dropout=0.0, bandwidths=[2.0, 5.0], steps=3,

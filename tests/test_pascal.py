@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED, tiny_params, write_folder_dataset, write_params
+from conftest import SHARED, run_stages_in_process, tiny_params, write_folder_dataset, write_params
 from pascal_trees import CONTEXT_NAMES, VOC_NAMES, write_context_tree, write_voc_tree
-from zsseg.datasets import FolderDataset
-from zsseg.pascal import prepare_context, prepare_voc
+from zsseg.datasets.folder import DatasetError, FolderDataset
+from zsseg.datasets.context import prepare_context
+from zsseg.datasets.voc import prepare_voc
 
 # ZS3Net's unseen class indices for K = 10 (the first K for smaller K), from its paper and code.
 VOC_UNSEEN_INDICES = [10, 14, 1, 18, 8, 20, 19, 5, 9, 16]
@@ -22,12 +23,35 @@ def label_of(root, image_id):
 
 
 def test_voc_train_is_voc_train_plus_sbd_without_duplicates_or_val(tmp_path):
+    """The SBD archive as it comes: its own train.txt and val.txt, no train_noval.txt."""
     ids = write_voc_tree(tmp_path / "voc")
-    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
+    sbd = tmp_path / "voc" / "benchmark_RELEASE" / "dataset"
+    assert sorted(path.name for path in sbd.glob("*.txt")) == ["train.txt", "val.txt"]
+    log = []
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, log.append)
     dataset = FolderDataset(tmp_path / "out")
     assert dataset.class_names == tuple(VOC_NAMES)
     assert dataset.ids("train") == [*ids["voc_train"], *ids["sbd_only"]]
     assert dataset.ids("val") == ids["voc_val"]
+    print("\n".join(log))  # shown by `pytest -rP`: the prepare log on an archive-only SBD tree
+    assert f"SBD ids from {sbd / 'train.txt'} + {sbd / 'val.txt'}: 4" in log
+    assert "VOC train 4 + SBD 4 -> 6 train images (duplicates and VOC val images removed); val 2" in log
+
+
+def test_train_noval_is_used_when_present(tmp_path):
+    ids = write_voc_tree(tmp_path / "voc", train_noval=["2007_000039", "2008_000002"])
+    log = []
+    prepare_voc(tmp_path / "voc", tmp_path / "out", 1, log.append)
+    assert FolderDataset(tmp_path / "out").ids("train") == [*ids["voc_train"], "2008_000002"]
+    assert f"SBD ids from {tmp_path / 'voc' / 'benchmark_RELEASE' / 'dataset' / 'train_noval.txt'}: 2" in log
+
+
+def test_missing_sbd_split_file_is_named(tmp_path):
+    write_voc_tree(tmp_path / "voc")
+    val = tmp_path / "voc" / "benchmark_RELEASE" / "dataset" / "val.txt"
+    val.unlink()
+    with pytest.raises(DatasetError, match=f"{val}: file not found; expected the SBD archive's train.txt and val.txt"):
+        prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
 
 
 def test_voc_labels_keep_palette_indices_and_borders(tmp_path):
@@ -110,27 +134,9 @@ def test_zs3net_word2vec_rows_align_with_the_class_lists(name, size):
 
 
 def run_stages(tmp_path, params: dict) -> dict:
-    """prepare -> embed -> backbone -> features -> round 0 -> round 1 and self-training -> evaluate, in process."""
-    from stages import backbone, embed, evaluate, features, prepare, recursive_round, round_0, self_training
-
-    params_file = str(write_params(tmp_path / "params.yaml", params))
-    data = tmp_path / "data"
-    common = ["--params", params_file]
-    prepare.main([*common, "--output", str(data / "dataset")])
-    embed.main([*common, "--dataset", str(data / "dataset"), "--output", str(data / "embeddings.npz")])
-    backbone.main([*common, "--dataset", str(data / "dataset"), "--output", str(data / "backbone")])
-    features.main([*common, "--dataset", str(data / "dataset"), "--backbone", str(data / "backbone"),
-                   "--output", str(data / "features")])
-    inputs = ["--features", str(data / "features"), "--embeddings", str(data / "embeddings.npz")]
-    round_0.main([*common, *inputs, "--output", str(data / "rounds" / "0")])
-    recursive_round.main([*common, "--round", "1", "--previous", str(data / "rounds" / "0"), *inputs,
-                          "--output", str(data / "rounds" / "1")])
-    self_training.main([*common, "--previous", str(data / "rounds" / "0"), *inputs,
-                        "--output", str(data / "self_training")])
-    evaluate.main([*common, "--features", str(data / "features"), "--rounds", str(data / "rounds"),
-                   "--self-training", str(data / "self_training"), "--output", str(data / "metrics"),
-                   "--confusion", str(data / "confusion")])
-    return json.loads((data / "metrics" / "round_1.json").read_text())
+    """prepare -> embed -> backbone -> features -> every method -> evaluate, in process."""
+    run_stages_in_process(write_params(tmp_path / "params.yaml", params), tmp_path / "data")
+    return json.loads((tmp_path / "data" / "metrics" / "round_1.json").read_text())
 
 
 def crop_training(**overrides) -> dict:

@@ -1,10 +1,16 @@
 """Tiny real pipelines: `dvc repro` and `snakemake` (each killed mid-stage and rerun), experiments
 through `dvc exp run -S` / `--queue` with the params, metrics and plots diffs, and the K grid."""
 
+import inspect
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import PROJECT_ROOT
 from pipeline_runs import read_metrics, run
 
 METRIC_KEYS = {"pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "per_class_iou"}
@@ -23,13 +29,56 @@ def test_dvc_repro_writes_every_declared_output(dvc_run):
                  "data/report/predictions.png", "data/report/rounds.png"):
         assert (dvc_run / path).is_file(), path
     lock = (dvc_run / "dvc.lock").read_text()
-    assert "round@1:" in lock and "round_0:" in lock
+    assert "recursive_round@1:" in lock and "round_0:" in lock
     assert "up to date" in run(["dvc", "status"], dvc_run).lower() or "unchanged" in run(["dvc", "status"], dvc_run)
 
 
 def test_snakemake_produces_the_same_metrics(dvc_run, snakemake_run):
     assert read_metrics(snakemake_run) == read_metrics(dvc_run)
     assert (snakemake_run / "data/report/summary.csv").read_text() == (dvc_run / "data/report/summary.csv").read_text()
+
+
+def dvc_stale(root) -> set[str]:
+    return set(json.loads(run(["dvc", "status", "--json"], root)))
+
+
+def snakemake_plan(root) -> set[str]:
+    """The rules a dry run would run, without the target rule `all`."""
+    return set(re.findall(r"^rule (\w+):", run(["snakemake", "-n"], root), flags=re.M)) - {"all"}
+
+
+def test_an_edit_to_code_only_evaluate_runs_reruns_evaluate(tmp_path, dvc_run, snakemake_run):
+    """The stale-metrics bug: edit a function that only the evaluate stage imports. `dvc status` must list
+    evaluate (its metrics feed the report, which DVC reruns after it), and Snakemake must plan evaluate and
+    the report; nothing upstream."""
+    from zsseg.metrics import segmentation_metrics
+
+    source = Path(inspect.getsourcefile(segmentation_metrics)).relative_to(PROJECT_ROOT)
+    assert [stage for stage, body in yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"].items()
+            if str(source) in body.get("do", body)["deps"]] == ["evaluate"]
+    for name, original in (("dvc", dvc_run), ("snakemake", snakemake_run)):
+        root = tmp_path / name
+        shutil.copytree(original, root, symlinks=True)
+        assert (dvc_stale(root) if name == "dvc" else snakemake_plan(root)) == set(), name
+        path = root / source
+        text = path.read_text()
+        path.write_text(text.replace('    unseen = sorted(set(unseen))\n',
+                                     '    unseen = sorted(set(unseen))  # the unseen classes, once each\n', 1))
+        assert path.read_text() != text
+        if name == "dvc":
+            assert dvc_stale(root) == {"evaluate"}
+        else:
+            assert snakemake_plan(root) == {"evaluate", "report"}
+
+
+def test_a_param_only_report_reads_reruns_only_report(tmp_path, dvc_run, snakemake_run):
+    for name, original in (("dvc", dvc_run), ("snakemake", snakemake_run)):
+        root = tmp_path / name
+        shutil.copytree(original, root, symlinks=True)
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["report"]["grid_images"] += 1
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert (dvc_stale(root) if name == "dvc" else snakemake_plan(root)) == {"report"}, name
 
 
 def test_exp_run_and_diffs(dvc_run):
@@ -100,14 +149,15 @@ def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
     assert list(frame.columns) == ["dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
                                    "unseen_miou", "miou", "hiou"]
     assert [tuple(row) for row in frame[["k", "method", "round"]].itertuples(index=False)] == [
-        (2, "ZS3Net", 0), (2, "ZS5Net", 0), (2, "ZS-MMD", 1), (4, "ZS3Net", 0), (4, "ZS5Net", 0), (4, "ZS-MMD", 1)]
+        (2, "ZS3Net", 0), (2, "ZS5Net", 0), (2, "recursive ZS-MMD", 1), (4, "ZS3Net", 0), (4, "ZS5Net", 0),
+        (4, "recursive ZS-MMD", 1)]
     assert set(frame["dataset"]) == {"demo"}
     for name in ("summary.md", "rounds.png", "methods.png", "predictions_k4.png"):
         assert (grid_run / "data" / "table" / name).is_file(), name
     # Per-K stages wrote under data/k<K>/, each with the log file its rule declares.
     for k in (2, 4):
         assert (grid_run / "data" / f"k{k}" / "backbone" / "network.pt").is_file()
-        for log in ("backbone", "features", "round_0", "round_1", "self_training", "evaluate"):
+        for log in ("backbone", "features", "round_0", "recursive_round_1", "self_training", "evaluate"):
             assert (grid_run / "data" / f"k{k}" / "logs" / f"{log}.log").is_file(), (k, log)
     assert not (grid_run / "data" / "k2" / "dataset").exists() and not (grid_run / "data" / "k2" / "demo").exists()
     assert json.loads((grid_run / "shared_stages_rerun.json").read_text()) == [], "K-independent stages run once"
@@ -130,7 +180,7 @@ def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):
         assert (grid_run / "data" / "k4" / "metrics" / name).read_text() == \
             (snakemake_run / "data" / "metrics" / name).read_text(), name
     frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
-    cell = frame[(frame["k"] == 4) & (frame["method"] == "ZS-MMD") & (frame["round"] == 1)].iloc[0]
+    cell = frame[(frame["k"] == 4) & (frame["method"] == "recursive ZS-MMD") & (frame["round"] == 1)].iloc[0]
     assert cell["hiou"] == pytest.approx(single["round_1.json"]["hiou"])
     k2 = json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text())
     assert sum(value is not None for value in k2["per_class_iou"].values()) >= 2

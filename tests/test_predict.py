@@ -15,8 +15,8 @@ from PIL import Image
 from stages import predict as predict_stage
 from zsseg.cli import main as zsseg_main
 from zsseg.feature_cache import FeatureCache
-from zsseg.rounds import load_classifier
-from zsseg.zero_shot import predict
+from zsseg.classifier import load_classifier
+from zsseg.dense_prediction import predict
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from zsseg.feature_cache import FeatureCache, FeatureCacheWriter
-from zsseg.zero_shot import self_training_features, top_percent_mask
+from zsseg.self_training import self_training_features, top_percent_mask
 
 
 def test_top_percent_keeps_the_most_confident_share_per_class():

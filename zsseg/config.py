@@ -2,6 +2,12 @@
 
 Every stage calls :func:`load_params`, which rejects unknown keys, wrong types and out-of-range
 values with a message that names the key, the value and what is allowed, before any work starts.
+A key whose value names an entry of a registry (a dataset, an embedding source, a backbone) is
+checked against that registry by :func:`choose`, where the stage looks the entry up.
+
+A stage sees params.yaml through :class:`StageParams`: only the keys its module declares in
+``PARAMS``, the same list that both engines track, so a stage cannot read a key that DVC or
+Snakemake would not rerun it for.
 """
 
 from __future__ import annotations
@@ -13,12 +19,18 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import yaml
 
+from zsseg.errors import InputError
 
-class ParamsError(ValueError):
+
+T = TypeVar("T")
+
+
+class ParamsError(InputError):
     """A value in params.yaml is missing, unknown, of the wrong type or out of range."""
 
 
@@ -153,10 +165,6 @@ class Params:
         return digest.hexdigest()[:16]
 
 
-DATASET_NAMES = ("demo", "folder", "voc", "context")
-EMBEDDING_SOURCES = ("minilm", "glove", "word2vec")
-BACKBONE_ARCHS = ("efficientnet_lite0", "deeplabv3plus_resnet101")
-OPTIMIZERS = ("adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -242,8 +250,6 @@ def _require(condition: bool, key: str, value: Any, allowed: str) -> None:
 def _check_ranges(params: Params) -> None:
     _require(params.threads >= 1, "threads", params.threads, "an integer >= 1")
     _require(params.device in DEVICES, "device", params.device, f"one of {', '.join(DEVICES)}")
-    _require(params.dataset.name in DATASET_NAMES, "dataset.name", params.dataset.name,
-             f"one of {', '.join(DATASET_NAMES)}")
     if isinstance(params.dataset.unseen, int):
         _require(params.dataset.unseen >= 1, "dataset.unseen", params.dataset.unseen,
                  "an integer K >= 1 or a list of class names")
@@ -256,24 +262,7 @@ def _check_ranges(params: Params) -> None:
     _require(demo.image_size >= 32, "demo.image_size", demo.image_size, "an integer >= 32")
     _require(demo.max_objects >= demo.min_objects, "demo.max_objects", demo.max_objects,
              f"an integer >= demo.min_objects ({demo.min_objects})")
-    _require(params.embed.source in EMBEDDING_SOURCES, "embed.source", params.embed.source,
-             f"one of {', '.join(EMBEDDING_SOURCES)}")
-    _require(params.embed.source != "word2vec" or (bool(params.embed.path) and Path(params.embed.path).is_file()),
-             "embed.path", params.embed.path,
-             "the path of an existing word2vec file (.npy, .txt or .bin) when embed.source is word2vec")
     backbone = params.backbone
-    _require(backbone.arch in BACKBONE_ARCHS, "backbone.arch", backbone.arch, f"one of {', '.join(BACKBONE_ARCHS)}")
-    _require(backbone.weights != "packaged" or backbone.arch == "efficientnet_lite0", "backbone.weights",
-             backbone.weights, "none or a local ImageNet state dict file: only efficientnet_lite0 ships packaged weights")
-    _require(backbone.arch != "efficientnet_lite0" or backbone.weights in ("packaged", "none"), "backbone.weights",
-             backbone.weights, "packaged or none for efficientnet_lite0")
-    _require(backbone.weights in ("packaged", "none") or Path(backbone.weights).is_file(), "backbone.weights",
-             backbone.weights, "none or the path of an existing ImageNet state dict file")
-    _require(backbone.checkpoint is None or Path(backbone.checkpoint).is_file(), "backbone.checkpoint",
-             backbone.checkpoint, "null or the path of an existing ZS3Net checkpoint file")
-    _require(backbone.checkpoint is None or backbone.arch == "deeplabv3plus_resnet101", "backbone.checkpoint",
-             backbone.checkpoint, "null unless backbone.arch is deeplabv3plus_resnet101 (ZS3Net's checkpoints)")
-    _require(backbone.optimizer in OPTIMIZERS, "backbone.optimizer", backbone.optimizer, f"one of {', '.join(OPTIMIZERS)}")
     _require(backbone.crop_size is None or backbone.crop_size >= 32, "backbone.crop_size", backbone.crop_size,
              "null (train on whole images of one size) or an integer >= 32")
     _require(len(backbone.scale_range) == 2 and 0 < backbone.scale_range[0] <= backbone.scale_range[1],
@@ -317,6 +306,71 @@ def _check_ranges(params: Params) -> None:
     _require(0 < params.self_training.top_percent <= 100, "self_training.top_percent",
              params.self_training.top_percent, "a percentage in (0, 100]")
     _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
+
+
+def choose(registry: Mapping[str, T], key: str, value: str) -> T:
+    """The entry ``value`` of a registry, or a ParamsError that names the key, the value and every entry."""
+    if value not in registry:
+        raise ParamsError(f"params.yaml: {key} = {value!r}: expected one of {', '.join(registry)}")
+    return registry[value]
+
+
+class UndeclaredParamsError(RuntimeError):
+    """A stage read a params.yaml key that its module does not declare: a bug in the stage, not bad input."""
+
+
+class _DeclaredView:
+    """One section of params.yaml, restricted to the declared keys; its methods see the same view."""
+
+    def __init__(self, value: Any, allowed: set[str], where: str, stage: str) -> None:
+        self._value, self._allowed, self._where, self._stage = value, allowed, where, stage
+
+    def __getattr__(self, name: str) -> Any:
+        fields = {f.name for f in dataclasses.fields(self._value)}
+        if name not in fields:
+            attribute = getattr(type(self._value), name)
+            return attribute.__get__(self) if callable(attribute) else attribute
+        if name not in self._allowed:
+            raise UndeclaredParamsError(f"stage {self._stage} reads params.yaml key {self._where}{name}, which its "
+                                        f"module does not declare in PARAMS")
+        return getattr(self._value, name)
+
+
+class StageParams:
+    """The params a stage declares (``PARAMS`` in its module): whole sections such as ``generator`` or
+    single keys such as ``evaluate.batch_size``. Reading anything else raises UndeclaredParamsError.
+
+    ``section_hash`` stays open: it checks where an artifact came from, it is not an input.
+    """
+
+    def __init__(self, params: Params, declared: Sequence[str], stage: str) -> None:
+        top_level = {f.name for f in dataclasses.fields(Params) if f.name != "raw"}
+        self._params, self._stage = params, stage
+        self._whole: set[str] = set()
+        self._partial: dict[str, set[str]] = {}
+        for key in declared:
+            section, _, name = key.partition(".")
+            if section not in top_level:
+                raise UndeclaredParamsError(f"stage {stage} declares params.yaml key {key}, which does not exist")
+            if name:
+                self._partial.setdefault(section, set()).add(name)
+            else:
+                self._whole.add(section)
+
+    @property
+    def full(self) -> Params:
+        return self._params
+
+    def section_hash(self, *sections: str) -> str:
+        return self._params.section_hash(*sections)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._whole:
+            return getattr(self._params, name)
+        if name in self._partial:
+            return _DeclaredView(getattr(self._params, name), self._partial[name], f"{name}.", self._stage)
+        raise UndeclaredParamsError(f"stage {self._stage} reads params.yaml key {name}, which its module does not "
+                                    f"declare in PARAMS")
 
 
 def parse_params(data: Any) -> Params:

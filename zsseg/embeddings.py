@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from zsseg.config import EmbedParams, ParamsError, choose
+from zsseg.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 # Glued PASCAL names have no word vector of their own.
 WORD_ALIASES = {
@@ -23,7 +31,7 @@ WORD_ALIASES = {
 }
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(InputError):
     """A class name cannot be embedded, or an embedding file does not fit the class list."""
 
 
@@ -122,17 +130,49 @@ def word2vec_embeddings(names: Sequence[str], path: str | Path) -> np.ndarray:
     return _average_by_words(names, lookup, table, "word2vec")
 
 
+@dataclass(frozen=True)
+class EmbeddingSource:
+    """An ``embed.source``: how to embed class names, and whether it reads ``embed.path``."""
+
+    name: str
+    embed: Callable[[Sequence[str], str | None], np.ndarray]
+    needs_path: bool
+
+
+EMBEDDING_SOURCES = {source.name: source for source in (
+    EmbeddingSource("minilm", lambda names, path: minilm_embeddings(names), needs_path=False),
+    EmbeddingSource("glove", lambda names, path: glove_embeddings(names), needs_path=False),
+    EmbeddingSource("word2vec", word2vec_embeddings, needs_path=True),
+)}
+
+
+def check_embed_params(embed: EmbedParams) -> EmbeddingSource:
+    """The source of ``embed.source``, with ``embed.path`` checked when the source reads a file."""
+    source = choose(EMBEDDING_SOURCES, "embed.source", embed.source)
+    if source.needs_path and not (embed.path and Path(embed.path).is_file()):
+        raise ParamsError(f"params.yaml: embed.path = {embed.path!r}: expected the path of an existing {source.name} "
+                          f"file (.npy, .txt or .bin) when embed.source is {source.name}")
+    return source
+
+
 def class_embeddings(names: Sequence[str], source: str, path: str | Path | None = None) -> np.ndarray:
     """A (C, E) float32 array of L2-normalised class-name embeddings."""
-    if source == "minilm":
-        vectors = minilm_embeddings(names)
-    elif source == "glove":
-        vectors = glove_embeddings(names)
-    elif source == "word2vec":
-        vectors = word2vec_embeddings(names, path)
-    else:
-        raise EmbeddingError(f"embed.source = {source!r}: expected minilm, glove or word2vec")
-    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = np.asarray(choose(EMBEDDING_SOURCES, "embed.source", source).embed(names, path), dtype=np.float32)
     if not np.isfinite(vectors).all():
         raise EmbeddingError(f"{source} embeddings contain NaN or Inf")
     return _normalise(vectors)
+
+
+def load_embeddings(path: str | Path, class_names: list[str]) -> torch.Tensor:
+    """The embed stage's vectors, checked against the classes of the feature cache."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: class embeddings not found; run the embed stage")
+    archive = np.load(path)
+    names = [str(name) for name in archive["class_names"]]
+    if names != list(class_names):
+        raise EmbeddingError(f"{path}: embeddings were made for classes {names}, the feature cache has "
+                             f"{class_names}; rerun the embed stage")
+    return torch.from_numpy(archive["vectors"].astype(np.float32))

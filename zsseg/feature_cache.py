@@ -25,17 +25,21 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 import torch
 
-from zsseg.metrics import IGNORE_INDEX
+from zsseg.errors import InputError
+from zsseg.labels import IGNORE_INDEX
 
 SCHEMA_VERSION = 2
+# The params that make a cache: stored as its params_hash, which every reader checks.
+CACHE_PARAMS = ("seed", "dataset", "backbone", "features")
 
 
-class CacheError(ValueError):
+class CacheError(InputError):
     """A feature cache is missing, of another schema, or was made by other params."""
 
 
@@ -188,3 +192,13 @@ class FeatureCache:
                     labels=[torch.from_numpy(flat_labels[bounds[i]:bounds[i + 1]].reshape(self.label_shapes[start + i]))
                             for i in range(stop - start)],
                 )
+
+
+def cache_params_hash(params: Any) -> str:
+    """The hash of the params that make a cache (``CACHE_PARAMS``), as stored in its ``params_hash``."""
+    return params.section_hash(*CACHE_PARAMS)
+
+
+def open_cache(path: str | Path, params: Any) -> FeatureCache:
+    """The cache at ``path``, refused unless the current params made it."""
+    return FeatureCache(path, cache_params_hash(params))

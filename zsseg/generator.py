@@ -1,9 +1,23 @@
-"""The GMMN feature generator of ZS3Net: [class embedding ; noise] -> per-pixel backbone features."""
+"""The GMMN feature generator of ZS3Net, [class embedding ; noise] -> per-pixel backbone features, its
+training with the multi-kernel MMD (plus the confidence-weighted ZS-MMD term of recursive rounds), and
+sampling from it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 from torch import nn
+from tqdm import tqdm
+
+from zsseg.config import GeneratorParams
+from zsseg.embeddings import EmbeddingError
+from zsseg.errors import NumericalError
+from zsseg.mmd import mmd_loss
+from zsseg.runtime import torch_generator
+
+GENERATOR_FILE = "generator.pt"
 
 
 class FeatureGenerator(nn.Module):
@@ -27,3 +41,87 @@ class FeatureGenerator(nn.Module):
     def config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "noise_dim": self.noise_dim, "hidden_dim": self.hidden_dim,
                 "feature_dim": self.feature_dim, "dropout": self.dropout}
+
+
+def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real: dict[int, torch.Tensor],
+                    params: GeneratorParams, steps: int, seed: int, device: torch.device, stage: str,
+                    pseudo: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                    zs_mmd_lambda: float = 0.0) -> list[dict]:
+    """Train with the mean per-class MMD on seen classes, plus ``zs_mmd_lambda`` times the mean
+    confidence-weighted MMD on the pseudo-labelled unseen classes (ZS-MMD) when ``pseudo`` is given."""
+    generator = generator.to(device).train()
+    optimiser = torch.optim.Adam(generator.parameters(), lr=params.learning_rate)
+    rng = torch_generator(seed)
+    n = params.samples_per_class
+    pseudo = pseudo or {}
+    seen_classes, pseudo_classes = sorted(real), sorted(pseudo)
+    class_ids = torch.tensor(seen_classes + pseudo_classes)
+    class_embeddings = embeddings[class_ids].to(device).repeat_interleave(n, dim=0)
+    log = []
+    for step in tqdm(range(steps), desc=f"{stage} generator", unit="step", leave=False):
+        seen_targets = torch.stack([real[c][torch.randint(real[c].shape[0], (n,), generator=rng)]
+                                    for c in seen_classes]).to(device)
+        pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
+        noise = torch.randn(class_ids.numel() * n, generator.noise_dim, generator=rng).to(device)
+        generated = generator(class_embeddings, noise).reshape(class_ids.numel(), n, -1)
+        seen_terms = mmd_loss(generated[:len(seen_classes)], seen_targets, params.bandwidths)
+        terms = {"seen": seen_terms}
+        if pseudo_classes:
+            pseudo_targets = torch.stack([pseudo[u][0][index] for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_weights = torch.stack([pseudo[u][1][index] for u, index in zip(pseudo_classes, pseudo_samples)])
+            terms["pseudo"] = mmd_loss(generated[len(seen_classes):], pseudo_targets.to(device), params.bandwidths,
+                                       pseudo_weights.to(device))
+        for kind, values in terms.items():
+            if not torch.isfinite(values).all():
+                bad = int(torch.nonzero(~torch.isfinite(values))[0])
+                c = (seen_classes if kind == "seen" else pseudo_classes)[bad]
+                raise NumericalError(f"{stage}: step {step}: MMD of class {c} ({kind}) is {values[bad].item()}")
+        seen_loss = seen_terms.mean()
+        pseudo_loss = terms["pseudo"].mean() if pseudo_classes else torch.zeros((), device=device)
+        loss = seen_loss + zs_mmd_lambda * pseudo_loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % 25 == 0 or step == steps - 1:
+            log.append({"step": step, "loss": loss.item(), "seen_mmd": seen_loss.item(),
+                        "pseudo_mmd": pseudo_loss.item()})
+    return log
+
+
+@torch.no_grad()
+def generate_features(generator: FeatureGenerator, embeddings: torch.Tensor, classes: Sequence[int], count: int,
+                      seed: int, device: torch.device, stage: str) -> dict[int, torch.Tensor]:
+    """``count`` generated features per class.
+
+    Dropout stays active: the MMD was minimised for the generator *with* dropout, so that is the
+    distribution that matches the real features (eval mode would sample a narrower one).
+    """
+    generator = generator.to(device).train()
+    rng = torch_generator(seed)
+    torch.manual_seed(seed)
+    generated = {}
+    for c in classes:
+        noise = torch.randn(count, generator.noise_dim, generator=rng).to(device)
+        features = generator(embeddings[c].to(device).expand(count, -1), noise).cpu()
+        if not torch.isfinite(features).all():
+            raise NumericalError(f"{stage}: generated features of class {c} contain NaN or Inf")
+        generated[c] = features
+    return generated
+
+
+def save_generator(directory: Path, generator: FeatureGenerator) -> None:
+    torch.save({"config": generator.config(), "state_dict": generator.state_dict()}, directory / GENERATOR_FILE)
+
+
+def load_generator(directory: str | Path, embeddings: torch.Tensor) -> FeatureGenerator:
+    """The generator saved in ``directory``, checked against the class embeddings it will be fed."""
+    path = Path(directory) / GENERATOR_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained generator; run the round that makes it first")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    generator = FeatureGenerator(**checkpoint["config"])
+    if generator.embedding_dim != embeddings.shape[1]:
+        raise EmbeddingError(f"{path}: the generator takes {generator.embedding_dim}-d class embeddings, the "
+                             f"embeddings have {embeddings.shape[1]} dimensions; rerun from the embed stage")
+    generator.load_state_dict(checkpoint["state_dict"])
+    return generator

@@ -1,7 +1,8 @@
 """DeepLabv3+ segmentation networks: an encoder, a head that yields penultimate features, a 1x1 classifier.
 
-Two architectures share one interface (``encoder(images) -> (low, high)``, ``head(low, high) ->
-features``, ``classifier``, ``stride``), so training, caching and prediction do not care which one runs:
+The architectures of the registry ``ARCHITECTURES`` share one interface (``encoder(images) -> (low,
+high)``, ``head(low, high) -> features``, ``classifier``, ``stride``), so training, caching and
+prediction do not care which one runs; adding one is its builder and one entry:
 
 - ``efficientnet_lite0``: the packaged ImageNet EfficientNet-Lite0 to output stride 16; ASPP of
   separable atrous convolutions plus image pooling, fused with the stride-8 map: features at stride 8.
@@ -16,14 +17,19 @@ Networks take RGB images in [0, 255] and normalise them themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg.config import BackboneParams, ParamsError, choose
+
 LOW_LEVEL_CHANNELS = 48
-ARCHITECTURES = ("efficientnet_lite0", "deeplabv3plus_resnet101")
+# The backbone stage's network, as later stages find it in its output directory.
+NETWORK_FILE = "network.pt"
 
 
 def _separable(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
@@ -131,17 +137,9 @@ class SegmentationNetwork(nn.Module):
     def __init__(self, arch: str, num_seen: int, feature_dim: int, aspp_rates: list[int],
                  weights: str | None = None) -> None:
         super().__init__()
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"backbone.arch = {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
         self.arch, self.num_seen, self.feature_dim, self.aspp_rates = arch, num_seen, feature_dim, list(aspp_rates)
-        if arch == "efficientnet_lite0":
-            self.encoder = EfficientNetLiteEncoder(pretrained=weights == "packaged")
-            self.head = DeepLabHead(self.encoder.low_channels, self.encoder.high_channels, feature_dim, aspp_rates)
-            self.stride = 8
-        else:
-            self.encoder = ResNet101Encoder(weights)
-            self.head = ResNetDeepLabHead(feature_dim, aspp_rates)
-            self.stride = 4
+        architecture = choose(ARCHITECTURES, "backbone.arch", arch)
+        self.encoder, self.head, self.stride = architecture.build(feature_dim, self.aspp_rates, weights)
         self.classifier = nn.Conv2d(feature_dim, num_seen, 1)
         self.to(memory_format=torch.channels_last)
 
@@ -256,6 +254,59 @@ class ResNetDeepLabHead(nn.Module):
         return self.decoder(self.aspp(high), low)
 
 
+def _efficientnet_lite0(feature_dim: int, aspp_rates: list[int],
+                        weights: str | None) -> tuple[nn.Module, nn.Module, int]:
+    encoder = EfficientNetLiteEncoder(pretrained=weights == "packaged")
+    return encoder, DeepLabHead(encoder.low_channels, encoder.high_channels, feature_dim, aspp_rates), 8
+
+
+def _deeplabv3plus_resnet101(feature_dim: int, aspp_rates: list[int],
+                             weights: str | None) -> tuple[nn.Module, nn.Module, int]:
+    return ResNet101Encoder(weights), ResNetDeepLabHead(feature_dim, aspp_rates), 4
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A ``backbone.arch``: how to build its encoder and head, and which weights it can start from."""
+
+    name: str
+    build: Callable[[int, list[int], str | None], tuple[nn.Module, nn.Module, int]]  # -> encoder, head, stride
+    packaged_weights: bool    # ships ImageNet weights inside a package (backbone.weights: packaged)
+    weight_files: bool        # loads an ImageNet state dict file (backbone.weights: PATH)
+    zs3net_checkpoints: bool  # ZS3Net's released checkpoints load into it (backbone.checkpoint)
+
+
+ARCHITECTURES = {architecture.name: architecture for architecture in (
+    Architecture("efficientnet_lite0", _efficientnet_lite0, packaged_weights=True, weight_files=False,
+                 zs3net_checkpoints=False),
+    Architecture("deeplabv3plus_resnet101", _deeplabv3plus_resnet101, packaged_weights=False, weight_files=True,
+                 zs3net_checkpoints=True),
+)}
+
+
+def check_backbone_params(backbone: BackboneParams) -> Architecture:
+    """The architecture of ``backbone.arch``, with its weights and checkpoint checked against it."""
+    architecture = choose(ARCHITECTURES, "backbone.arch", backbone.arch)
+
+    def require(condition: bool, key: str, value: object, allowed: str) -> None:
+        if not condition:
+            raise ParamsError(f"params.yaml: {key} = {value!r}: expected {allowed}")
+
+    packaged = [name for name, entry in ARCHITECTURES.items() if entry.packaged_weights]
+    require(backbone.weights != "packaged" or architecture.packaged_weights, "backbone.weights", backbone.weights,
+            f"none or a local ImageNet state dict file: only {', '.join(packaged)} ships packaged weights")
+    require(architecture.weight_files or backbone.weights in ("packaged", "none"), "backbone.weights",
+            backbone.weights, f"packaged or none for {architecture.name}")
+    require(backbone.weights in ("packaged", "none") or Path(backbone.weights).is_file(), "backbone.weights",
+            backbone.weights, "none or the path of an existing ImageNet state dict file")
+    require(backbone.checkpoint is None or Path(backbone.checkpoint).is_file(), "backbone.checkpoint",
+            backbone.checkpoint, "null or the path of an existing ZS3Net checkpoint file")
+    loaders = [name for name, entry in ARCHITECTURES.items() if entry.zs3net_checkpoints]
+    require(backbone.checkpoint is None or architecture.zs3net_checkpoints, "backbone.checkpoint",
+            backbone.checkpoint, f"null unless backbone.arch is {' or '.join(loaders)} (ZS3Net's checkpoints)")
+    return architecture
+
+
 def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a file: bare, or under "state_dict" / "model", DataParallel's "module." stripped."""
     if not Path(path).is_file():
@@ -296,8 +347,8 @@ def zs3net_state_dict(reference: dict[str, torch.Tensor], seen: list[int],
 
 def load_zs3net_checkpoint(network: SegmentationNetwork, path: str | Path, seen: list[int], num_classes: int) -> None:
     """Load one of ZS3Net's released per-K checkpoints into a ``deeplabv3plus_resnet101`` network."""
-    if network.arch != "deeplabv3plus_resnet101":
-        raise ValueError(f"backbone.checkpoint needs backbone.arch deeplabv3plus_resnet101, not {network.arch}")
+    if not ARCHITECTURES[network.arch].zs3net_checkpoints:
+        raise ValueError(f"backbone.checkpoint: ZS3Net's checkpoints do not load into backbone.arch {network.arch}")
     state = zs3net_state_dict(_read_state_dict(path), seen, num_classes)
     missing, unexpected = network.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -26,22 +26,27 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
+from zsseg.classifier import CLASSIFIER_FILE, load_classifier  # noqa: E402
 from zsseg.atomic import atomic_path  # noqa: E402
+from zsseg.classifier import train_classifier  # noqa: E402
 from zsseg.config import Params  # noqa: E402
-from zsseg.datasets import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
+from zsseg.datasets.folder import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
+from zsseg.dense_prediction import dense_labels  # noqa: E402
 from zsseg.embeddings import class_embeddings  # noqa: E402
+from zsseg.errors import InputError  # noqa: E402
 from zsseg.feature_cache import FeatureCache  # noqa: E402
-from zsseg.network import SegmentationNetwork  # noqa: E402
+from zsseg.feature_extraction import network_features  # noqa: E402
+from zsseg.generator import GENERATOR_FILE, generate_features, load_generator  # noqa: E402
+from zsseg.network import NETWORK_FILE, SegmentationNetwork  # noqa: E402
 from zsseg.report import class_palette  # noqa: E402
-from zsseg.rounds import CLASSIFIER_FILE, GENERATOR_FILE, derive_seed, load_classifier, load_generator  # noqa: E402
-from zsseg.segmentation import network_features  # noqa: E402
-from zsseg.zero_shot import dense_labels, generate_features, sample_class_features, train_classifier  # noqa: E402
+from zsseg.runtime import derive_seed  # noqa: E402
+from zsseg.sampling import sample_class_features  # noqa: E402
 
 # Seed key of the classifier fit, apart from the pipeline's own keys (rounds.derive_seed).
 PREDICT_KEY = 9
 
 
-class PredictError(ValueError):
+class PredictError(InputError):
     """Bad input to prediction: the message names the class name, file or run."""
 
 
@@ -57,7 +62,7 @@ class TrainedRun:
 
     @property
     def network_path(self) -> Path:
-        return self.root / "backbone" / "network.pt"
+        return self.root / "backbone" / NETWORK_FILE
 
     @property
     def train_cache(self) -> Path:
@@ -84,7 +89,7 @@ def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
     root = directory.parent.parent if directory.parent.name == "rounds" else directory.parent
     candidates = [root / "embeddings.npz", root.parent / "embeddings.npz"]
     embeddings = next((path for path in candidates if path.is_file()), None)
-    for required in (root / "backbone" / "network.pt", root / "features" / "train.h5", embeddings):
+    for required in (root / "backbone" / NETWORK_FILE, root / "features" / "train.h5", embeddings):
         if required is None or not required.is_file():
             raise PredictError(f"--run {directory}: the run has no {required or candidates[0]}; "
                                f"run the pipeline that made this round to the end")

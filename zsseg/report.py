@@ -1,4 +1,5 @@
-"""Per-round summary table, round curves and a qualitative grid of val predictions."""
+"""Tables and figures of a run and of the K grid: every method of ``zsseg.methods``, in its order, under
+its name; round curves; qualitative grids of val predictions."""
 
 from __future__ import annotations
 
@@ -14,29 +15,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from zsseg.dense_prediction import predict  # noqa: E402
 from zsseg.feature_cache import FeatureCache  # noqa: E402
-from zsseg.metrics import IGNORE_INDEX  # noqa: E402
-from zsseg.zero_shot import predict  # noqa: E402
+from zsseg.methods import METHODS, final_results, results, round_curve  # noqa: E402
+from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
 SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou")
 
 
+def _metrics(metrics_directory: str | Path, name: str) -> dict:
+    return json.loads((Path(metrics_directory) / f"{name}.json").read_text())
+
+
 def summary_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
-    rows = []
-    for round_index in rounds:
-        metrics = json.loads((Path(metrics_directory) / f"round_{round_index}.json").read_text())
-        rows.append({"round": round_index, **{key: metrics[key] for key in SUMMARY_COLUMNS[1:]}})
+    """One row per round of the round curve (round 0, then the recursive rounds)."""
+    rows = [{"round": result.round, **{key: _metrics(metrics_directory, result.metrics)[key]
+                                       for key in SUMMARY_COLUMNS[1:]}} for result in round_curve(list(rounds))]
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def methods_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
-    """ZS3Net (round 0), ZS5Net self-training and recursive ZS-MMD (the last round), one row each."""
-    runs = [("ZS3Net", 0, "round_0"), ("ZS5Net self-training", 0, "self_training"),
-            ("recursive ZS-MMD", rounds[-1], f"round_{rounds[-1]}")]
-    rows = []
-    for method, round_index, name in runs:
-        metrics = json.loads((Path(metrics_directory) / f"{name}.json").read_text())
-        rows.append({"method": method, "round": round_index, **{key: metrics[key] for key in SUMMARY_COLUMNS[1:]}})
+    """One row per method; a per-round method by its last round."""
+    rows = [{"method": result.method.name, "round": result.round,
+             **{key: _metrics(metrics_directory, result.metrics)[key] for key in SUMMARY_COLUMNS[1:]}}
+            for result in final_results(list(rounds))]
     return pd.DataFrame(rows, columns=["method", *SUMMARY_COLUMNS])
 
 
@@ -112,29 +114,26 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
 
 TABLE_COLUMNS = ("dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou", "miou",
                  "hiou")
-METHODS = ("ZS3Net", "ZS5Net", "ZS-MMD")
 
 
 def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int],
                rounds: Sequence[int]) -> pd.DataFrame:
-    """One row per (K, method, round): ZS3Net is round 0, ZS5Net self-training starts from round 0,
-    recursive ZS-MMD has a row for every round r >= 1."""
+    """One row per (K, result): every method, a per-round method once per round."""
     rows = []
     for k in k_values:
         metrics_directory = Path(grid_directory) / f"k{k}" / "metrics"
-        runs = [("ZS3Net", 0, "round_0"), ("ZS5Net", 0, "self_training")]
-        runs += [("ZS-MMD", r, f"round_{r}") for r in rounds if r > 0]
-        for method, round_index, name in runs:
-            metrics = json.loads((metrics_directory / f"{name}.json").read_text())
-            rows.append({"dataset": dataset, "k": k, "method": method, "round": round_index,
+        for result in results(list(rounds)):
+            metrics = _metrics(metrics_directory, result.metrics)
+            rows.append({"dataset": dataset, "k": k, "method": result.method.name, "round": result.round,
                          **{key: metrics[key] for key in TABLE_COLUMNS[4:]}})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's view: per K, ZS3Net, ZS5Net and the last ZS-MMD round."""
-    last = table[table["method"] == "ZS-MMD"]["round"].max()
-    keep = (table["method"] != "ZS-MMD") | (table["round"] == last)
+    """The paper's view: per K, one row per method, a per-round method by its last round."""
+    last = table["round"].max()
+    per_round = [method.name for method in METHODS if method.per_round]
+    keep = ~table["method"].isin(per_round) | (table["round"] == last)
     return table[keep].reset_index(drop=True)
 
 
@@ -149,9 +148,11 @@ def grid_markdown(table: pd.DataFrame) -> str:
 
 
 def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
-    """hIoU and unseen mIoU against round (ZS3Net's round 0, then ZS-MMD), one line per K."""
+    """hIoU and unseen mIoU against round along the round curve, one line per K."""
+    rounds = sorted(r for r in table["round"].unique() if r > 0)
+    steps = {(result.method.name, result.round) for result in round_curve(rounds)}
+    curve = table[[(method, r) in steps for method, r in zip(table["method"], table["round"])]]
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    curve = table[table["method"].isin(["ZS3Net", "ZS-MMD"])]
     for axis, column, label in ((axes[0], "hiou", "hIoU"), (axes[1], "unseen_miou", "unseen mIoU")):
         for k, rows in curve.groupby("k"):
             axis.plot(rows["round"], rows[column], marker="o", label=f"K = {k}")
@@ -166,14 +167,15 @@ def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def plot_grid_methods(table: pd.DataFrame, path: str | Path) -> None:
-    """Grouped bars: per K, the hIoU of each method (the last ZS-MMD round)."""
+    """Grouped bars: per K, the hIoU of each method (a per-round method by its last round), centred on K."""
     final = final_rows(table)
     k_values = sorted(final["k"].unique())
-    width = 0.8 / len(METHODS)
+    names = [method.name for method in METHODS]
+    width = 0.8 / len(names)
     figure, axis = plt.subplots(figsize=(1.4 * len(k_values) + 2, 3.5))
-    for index, method in enumerate(METHODS):
-        values = [final[(final["k"] == k) & (final["method"] == method)]["hiou"].fillna(0).iloc[0] for k in k_values]
-        axis.bar(np.arange(len(k_values)) + (index - 1) * width, values, width, label=method)
+    for index, name in enumerate(names):
+        values = [final[(final["k"] == k) & (final["method"] == name)]["hiou"].fillna(0).iloc[0] for k in k_values]
+        axis.bar(np.arange(len(k_values)) + (index - (len(names) - 1) / 2) * width, values, width, label=name)
     axis.set_xticks(np.arange(len(k_values)), [f"K = {k}" for k in k_values])
     axis.set_ylabel("hIoU (%)")
     axis.legend(fontsize=8)

@@ -1,23 +1,31 @@
-"""Device choice, seeding and logging shared by every stage."""
+"""Device choice, seeding and numerical precision shared by every stage.
+
+torch is imported where it is used, so that stages without a network (demo, prepare) start fast.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import contextlib
 import os
 import random
-import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+from zsseg.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
-class DeviceError(RuntimeError):
+class DeviceError(InputError):
     """The requested device is not available."""
 
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, never a silent fall-back."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -32,11 +40,15 @@ def configure_torch(threads: int, seed: int) -> None:
 
     The thread count is part of the result: it sets the order of float reductions on the CPU.
     """
+    import torch
+
     torch.set_num_threads(threads)
     seed_everything(seed)
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -48,28 +60,23 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def derive_seed(base: int, *keys: int) -> int:
+    """Independent, reproducible seeds for each (purpose, round) from the one seed in params.yaml."""
+    return int(np.random.SeedSequence([base, *keys]).generate_state(1)[0])
+
+
 def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    import torch
+
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
 
 
-def stage_logger(stage: str) -> logging.Logger:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    return logging.getLogger(stage)
+def mixed_precision(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); a no-op on the CPU."""
+    import torch
 
-
-def run_stage(stage: str, body: Callable[[], None], errors: tuple[type[Exception], ...] = ()) -> None:
-    """Run a stage body; a known input problem (or one of the stage's own ``errors``) ends it with a
-    one-line message and exit status 2."""
-    from zsseg.config import ParamsError
-    from zsseg.datasets import DatasetError
-    from zsseg.embeddings import EmbeddingError
-    from zsseg.feature_cache import CacheError
-
-    try:
-        body()
-    except (ParamsError, DatasetError, EmbeddingError, CacheError, DeviceError, FloatingPointError,
-            FileNotFoundError, *errors) as error:
-        print(f"{stage}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

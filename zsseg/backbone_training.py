@@ -1,10 +1,8 @@
-"""Training the segmentation network on seen classes, and caching its features to HDF5."""
+"""Training the segmentation network on the seen classes only (the backbone stage)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,12 +11,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from zsseg.config import BackboneParams
-from zsseg.datasets import ClassSplit, DatasetError, FolderDataset
-from zsseg.feature_cache import FeatureCacheWriter, block_labels
-from zsseg.metrics import IGNORE_INDEX
-from zsseg.network import SegmentationNetwork
-from zsseg.runtime import torch_generator
+from zsseg.config import BackboneParams, choose
+from zsseg.datasets.folder import ClassSplit, DatasetError, FolderDataset
+from zsseg.labels import IGNORE_INDEX
+from zsseg.network import SegmentationNetwork, check_backbone_params
+from zsseg.runtime import mixed_precision, torch_generator
 
 
 def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Callable[[str], None]) -> list[str]:
@@ -41,13 +38,6 @@ def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Call
         if pixel_counts[index] == 0:
             log(f"warning: seen class {class_split.names[index]!r} has no pixel in the kept training images")
     return kept
-
-
-def mixed_precision(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); a no-op on the CPU."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class SeenTrainingImages(Dataset):
@@ -93,15 +83,21 @@ class SeenTrainingImages(Dataset):
         return padded_image[top:top + size, left:left + size], padded_label[top:top + size, left:left + size]
 
 
+# backbone.optimizer: poly(0.9) decay either way.
+OPTIMISERS: dict[str, Callable[[list[dict], BackboneParams], torch.optim.Optimizer]] = {
+    "adamw": lambda groups, params: torch.optim.AdamW(groups, lr=params.learning_rate,
+                                                      weight_decay=params.weight_decay),
+    "sgd": lambda groups, params: torch.optim.SGD(groups, lr=params.learning_rate, momentum=params.momentum,
+                                                  weight_decay=params.weight_decay),
+}
+
+
 def _optimiser(network: SegmentationNetwork, params: BackboneParams) -> torch.optim.Optimizer:
     head = network.head_parameters()
     groups = [{"params": head, "lr": params.learning_rate * params.head_lr_multiplier}]
     if not params.freeze_encoder:
         groups.insert(0, {"params": list(network.encoder.parameters()), "lr": params.learning_rate})
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=params.learning_rate, momentum=params.momentum,
-                               weight_decay=params.weight_decay)
-    return torch.optim.AdamW(groups, lr=params.learning_rate, weight_decay=params.weight_decay)
+    return OPTIMISERS[params.optimizer](groups, params)
 
 
 def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenTrainingImages, batch_size: int,
@@ -199,63 +195,7 @@ def train_segmentation_network(network: SegmentationNetwork, dataset: FolderData
     return log
 
 
-class _SplitImages(Dataset):
-    def __init__(self, dataset: FolderDataset, ids: list[str], label_map: np.ndarray | None) -> None:
-        self.dataset, self.ids, self.label_map = dataset, ids, label_map
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray]:
-        image, label = self.dataset.load(self.ids[index])
-        return self.ids[index], image, label if self.label_map is None else self.label_map[label]
-
-
-def _same_size_runs(items: list[tuple[str, np.ndarray, np.ndarray]]) -> Iterator[list]:
-    run: list = []
-    for item in items:
-        if run and item[1].shape != run[0][1].shape:
-            yield run
-            run = []
-        run.append(item)
-    if run:
-        yield run
-
-
-@torch.no_grad()
-def network_features(network: SegmentationNetwork, images: list[np.ndarray], device: torch.device,
-                     use_mixed_precision: bool) -> np.ndarray:
-    """Per-pixel features (B, h, w, D) float32 of equal-size (H, W, 3) uint8 RGB images."""
-    batch = torch.stack([torch.from_numpy(image).permute(2, 0, 1) for image in images])
-    if device.type == "cuda":
-        batch = batch.pin_memory()
-    with mixed_precision(device, use_mixed_precision):
-        features = network.features(batch.to(device, non_blocking=True).float())
-    return features.float().permute(0, 2, 3, 1).cpu().numpy()
-
-
-@torch.no_grad()
-def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, split: str, class_split: ClassSplit,
-                        path: str | Path, label_purity: float, batch_size: int, device: torch.device,
-                        attributes: dict, workers: int = 0, use_mixed_precision: bool = True) -> None:
-    """Run the frozen network over a split, every image at its own size, and cache features and labels.
-
-    In the train split every unseen label becomes 255 *before* anything is written, so no later
-    stage can learn which unseen class a pixel belongs to. Images of equal size share a batch.
-    """
-    network = network.to(device).eval()
-    ids = dataset.ids(split)
-    hide_unseen = split == "train"
-    attributes = {**attributes, "split": split, "stride": network.stride, "feature_dim": network.feature_dim,
-                  "class_names": list(class_split.names), "unseen": list(class_split.unseen),
-                  "label_purity": label_purity, "unseen_labels": "ignored" if hide_unseen else "kept"}
-    loader = DataLoader(_SplitImages(dataset, ids, class_split.unseen_to_ignore_map() if hide_unseen else None),
-                        batch_size=batch_size, num_workers=workers, collate_fn=list)
-    with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
-        for items in tqdm(loader, desc=f"features {split}", unit="batch"):
-            for run in _same_size_runs(items):
-                features = network_features(network, [image for _, image, _ in run], device, use_mixed_precision)
-                for (image_id, _, label), image_features in zip(run, features):
-                    shape = image_features.shape[:2]
-                    writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),
-                                 label)
+def check_training_params(backbone: BackboneParams) -> None:
+    """The backbone section's registry entries (architecture, weights, optimiser), before any training."""
+    check_backbone_params(backbone)
+    choose(OPTIMISERS, "backbone.optimizer", backbone.optimizer)

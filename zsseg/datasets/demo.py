@@ -1,8 +1,9 @@
-"""The embedded offline demo: compositional "<colour> <shape>" objects over toned-down real photos.
+"""The embedded offline demo (``dataset.name: demo``): compositional "<colour> <shape>" objects over
+toned-down real photos.
 
 Every unseen class shares its colour and its shape with seen classes, so an embedding of its name
-carries what the generator needs to synthesise its features. Output is the folder format and is
-deterministic from the seed.
+carries what the generator needs to synthesise its features. The `demo` stage writes it in the folder
+format, deterministic from the seed, and `prepare` then checks and links it like any folder dataset.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from zsseg.atomic import atomic_path
+from zsseg.datasets.folder import DatasetAdapter, prepare_folder
 
 COLOURS = {
     "red": (215, 45, 40),
@@ -131,3 +133,6 @@ def write_demo_dataset(output: str | Path, train_images: int, val_images: int, i
                 with ProcessPoolExecutor(max_workers=workers) as pool:
                     for done in as_completed([pool.submit(_write_images, *job) for job in jobs]):
                         progress.update(done.result())
+
+
+ADAPTER = DatasetAdapter("demo", prepare_folder)

@@ -1,6 +1,7 @@
-"""Datasets as data plus a small adapter: class names, the nested unseen order and a file layout.
+"""The folder format, which every stage after `prepare` reads, and the adapter for datasets already in it.
 
-The folder format (also written by the demo stage) is::
+Each dataset is data plus a small adapter (:class:`DatasetAdapter`, one per module of this package:
+``demo``, ``folder``, ``voc``, ``context``) that turns it into this format once. The format is::
 
     ROOT/classes.txt     one class name per line; line 1 is index 0 = background
     ROOT/train.txt       image ids, one per line (also val.txt)
@@ -14,19 +15,35 @@ Every problem is reported as a :class:`DatasetError` that names the offending fi
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-from zsseg.metrics import IGNORE_INDEX
+from zsseg.errors import InputError
+from zsseg.labels import IGNORE_INDEX
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
+# prepare(root, output, workers, log): write the folder-format view of the dataset at root into output.
+Preparer = Callable[[Path, Path, int, Callable[[str], None]], None]
 
-class DatasetError(ValueError):
+
+class DatasetError(InputError):
     """The dataset on disk does not match its format; the message names the file or value."""
+
+
+@dataclass(frozen=True)
+class DatasetAdapter:
+    """How one dataset becomes the folder-format view that every later stage reads."""
+
+    name: str           # dataset.name in params.yaml
+    prepare: Preparer
 
 
 @dataclass(frozen=True)
@@ -198,3 +215,39 @@ class FolderDataset:
     def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         image = self.load_image(image_id)
         return image, self.load_label(image_id, expected_size=image.shape[:2])
+
+
+def link_file(source: Path, target: Path) -> None:
+    """Images are linked into the prepared dataset: it is a view, and real datasets take gigabytes."""
+    os.symlink(source.resolve(), target)
+
+
+def prepare_folder(root: Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
+    """Validate a folder dataset label by label, then link it as the prepared view."""
+    dataset = FolderDataset(root)
+    splits = {split: dataset.ids(split) for split in ("train", "val")}
+    converted: dict[str, list[Path]] = {}
+    for split, ids in splits.items():
+        for image_id in tqdm(ids, desc=f"check {split}", unit="img", leave=False):
+            (width, height), mode = check_image(dataset.image_path(image_id))
+            if mode != "RGB":
+                converted.setdefault(mode, []).append(dataset.image_path(image_id))
+            dataset.load_label(image_id, expected_size=(height, width))
+    for mode, paths in converted.items():
+        log(f"note: {len(paths)} image(s) in mode {mode} (e.g. {paths[0]}) are converted to RGB when loaded"
+            + (", dropping the alpha channel" if "A" in mode else ""))
+    (output / "images").mkdir(parents=True)
+    (output / "labels").mkdir()
+    shutil.copyfile(root / "classes.txt", output / "classes.txt")
+    if dataset.unseen_order:
+        shutil.copyfile(root / "unseen.txt", output / "unseen.txt")
+    for split, ids in splits.items():
+        (output / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        for image_id in ids:
+            image_path = dataset.image_path(image_id)
+            link_file(image_path, output / "images" / image_path.name)
+            link_file(dataset.label_path(image_id), output / "labels" / f"{image_id}.png")
+    log(f"checked and linked {len(splits['train'])} train and {len(splits['val'])} val images")
+
+
+ADAPTER = DatasetAdapter("folder", prepare_folder)

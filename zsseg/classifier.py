@@ -1,0 +1,84 @@
+"""The final 1x1 classifier over all classes, trained on (real or generated) feature vectors, and its file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from zsseg.config import ClassifierParams
+from zsseg.errors import NumericalError
+from zsseg.runtime import torch_generator
+
+CLASSIFIER_FILE = "classifier.pt"
+LOG_FILE = "training_log.json"
+
+
+def linear_classifier(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
+    classifier = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        classifier.weight.copy_(weight)
+        classifier.bias.copy_(bias)
+    return classifier.eval()
+
+
+FixedRows = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params: ClassifierParams, seed: int,
+                     device: torch.device, stage: str,
+                     fixed_rows: FixedRows | None = None) -> tuple[nn.Linear, list[dict]]:
+    """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features.
+
+    ``fixed_rows`` maps classes to a (weight, bias) row that is kept as it is: only the other rows
+    learn, so adding a class moves pixels to it and nowhere else.
+    """
+    rng = torch_generator(seed)
+    inputs = torch.cat([features[c] for c in sorted(features)])
+    targets = torch.cat([torch.full((features[c].shape[0],), c, dtype=torch.int64) for c in sorted(features)])
+    torch.manual_seed(seed)
+    classifier = nn.Linear(inputs.shape[1], num_classes).to(device)
+    if fixed_rows:
+        learns = torch.ones(num_classes, 1, device=device)
+        with torch.no_grad():
+            for c, (weight, bias) in fixed_rows.items():
+                classifier.weight[c], classifier.bias[c] = weight, bias
+                learns[c] = 0.0
+        classifier.weight.register_hook(lambda gradient: gradient * learns)
+        classifier.bias.register_hook(lambda gradient: gradient * learns[:, 0])
+    optimiser = torch.optim.Adam(classifier.parameters(), lr=params.learning_rate)
+    log = []
+    for epoch in tqdm(range(params.epochs), desc=f"{stage} classifier", unit="epoch", leave=False):
+        order = torch.randperm(inputs.shape[0], generator=rng)
+        total = 0.0
+        for start in range(0, inputs.shape[0], params.batch_size):
+            index = order[start:start + params.batch_size]
+            loss = F.cross_entropy(classifier(inputs[index].to(device)), targets[index].to(device))
+            if not torch.isfinite(loss):
+                raise NumericalError(f"{stage}: classifier epoch {epoch}: loss is {loss.item()}")
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * index.numel()
+        log.append({"epoch": epoch, "loss": total / inputs.shape[0]})
+    return classifier.cpu().eval(), log
+
+
+def save_classifier(directory: Path, classifier: nn.Linear, log: dict, class_names: list[str],
+                    unseen: list[int]) -> None:
+    """The classifier with the classes it scores, and the training log of the stage that made it."""
+    torch.save({"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
+                "class_names": class_names, "unseen": unseen}, directory / CLASSIFIER_FILE)
+    (directory / LOG_FILE).write_text(json.dumps(log, indent=2) + "\n")
+
+
+def load_classifier(directory: str | Path) -> nn.Linear:
+    path = Path(directory) / CLASSIFIER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained classifier; run the stage that makes it first")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return linear_classifier(checkpoint["weight"], checkpoint["bias"])

@@ -1,0 +1,22 @@
+"""Every dataset the `prepare` stage knows, by its ``dataset.name``: one entry per adapter module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from zsseg.config import choose
+from zsseg.datasets import context, demo, folder, voc
+from zsseg.datasets.folder import DatasetAdapter, DatasetError
+
+DATASETS: dict[str, DatasetAdapter] = {adapter.name: adapter for adapter in
+                                       (demo.ADAPTER, folder.ADAPTER, voc.ADAPTER, context.ADAPTER)}
+
+
+def prepare_dataset(name: str, root: str | Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
+    """Write the folder-format view of dataset ``name`` at ``root`` into ``output`` (a fresh directory)."""
+    adapter = choose(DATASETS, "dataset.name", name)
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset.root = {str(root)!r}: directory not found")
+    adapter.prepare(root, output, workers, log)

@@ -1,0 +1,46 @@
+"""Dense class predictions from cached or fresh feature maps: logits upsampled bilinearly, then argmax.
+
+The evaluate stage, the report's qualitative grids and `zsseg predict` all classify through here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg.errors import NumericalError
+from zsseg.feature_cache import CacheBatch
+
+
+@torch.no_grad()
+def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> list[torch.Tensor]:
+    """Dense predictions at each image's label resolution: logits upsampled bilinearly, then argmax.
+
+    Consecutive images of one size are classified and upsampled together.
+    """
+    classifier = classifier.to(device)
+    features = batch.image_features()
+    predictions: list[torch.Tensor] = []
+    start = 0
+    while start < len(features):
+        stop = start + 1
+        while (stop < len(features) and features[stop].shape == features[start].shape
+               and batch.labels[stop].shape == batch.labels[start].shape):
+            stop += 1
+        predictions.extend(dense_labels(classifier, torch.stack(features[start:stop]), tuple(batch.labels[start].shape),
+                                        device, f"prediction: image {batch.ids[start]!r}.."))
+        start = stop
+    return predictions
+
+
+@torch.no_grad()
+def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int, int], device: torch.device,
+                 where: str) -> torch.Tensor:
+    """Class indices (B, H, W) of feature maps (B, h, w, D) of one size: logits upsampled bilinearly
+    to ``size``, then argmax. The evaluate stage and `zsseg predict` both classify through here."""
+    logits = classifier.to(device)(features.to(device)).permute(0, 3, 1, 2)
+    if not torch.isfinite(logits).all():
+        raise NumericalError(f"{where}: logits contain NaN or Inf")
+    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1).cpu()

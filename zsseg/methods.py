@@ -1,0 +1,82 @@
+"""The methods of the paper's table, declared once.
+
+Each entry names a method, the stage module that trains it, where its classifier lands in a run
+directory and what its stage reads. Both engines build the method's stage from its entry
+(``zsseg.pipeline``), the evaluate stage scores every result, and the report, the K grid's table,
+its plots and captions list the methods in this order under these names. Adding a method is its
+training code, its stage module, one entry here and its tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str                  # the one name in every table, plot, caption and log
+    stage: str                 # the stage that trains it: stages/<stage>.py
+    output: str                # its directory in a run; "{round}" in it: one result per recursive round
+    metrics: str               # the stem of its metrics and confusion files; "{round}" as in output
+    inputs: dict[str, str]     # its stage's inputs: option -> path ("{run}": the run, "{data}": shared)
+    summary: str               # one line for captions and the docs
+    round: int = 0             # the round it reports, when it has a single result
+    arguments: dict[str, str] = field(default_factory=dict)  # options that are not paths
+
+    @property
+    def per_round(self) -> bool:
+        return "{round}" in self.output
+
+
+@dataclass(frozen=True)
+class Result:
+    """One trained classifier of a method: a row of the table."""
+
+    method: Method
+    round: int
+    directory: str             # relative to the run directory
+    metrics: str               # metrics and confusion file stem
+
+
+# Inputs every zero-shot method stage reads.
+TRAINING_INPUTS = {"features": "{run}/features", "embeddings": "{data}/embeddings.npz"}
+
+METHODS = (
+    Method("ZS3Net", "round_0", "rounds/0", "round_0", TRAINING_INPUTS,
+           "round 0: the generator learns seen features from class embeddings, the classifier is trained on real "
+           "seen and generated unseen features"),
+    Method("ZS5Net", "self_training", "self_training", "self_training",
+           {"previous": "{run}/rounds/0", **TRAINING_INPUTS},
+           "ZS3Net's self-training baseline: round 0's most confident unseen predictions on unlabelled training "
+           "pixels join the classifier's training set"),
+    Method("recursive ZS-MMD", "recursive_round", "rounds/{round}", "round_{round}",
+           {"previous": "{run}/rounds/{previous}", **TRAINING_INPUTS},
+           "round r: confident unseen pseudo-features of round r-1 pull the generator through the confidence-"
+           "weighted ZS-MMD loss, then the classifier is retrained",
+           arguments={"round": "{round}"}),
+)
+
+
+def results(rounds: list[int]) -> list[Result]:
+    """Every result of every method, in table order; ``rounds`` are the recursive rounds 1..R."""
+    found = []
+    for method in METHODS:
+        for round_index in (rounds if method.per_round else [method.round]):
+            found.append(Result(method, round_index, method.output.format(round=round_index),
+                                method.metrics.format(round=round_index)))
+    return found
+
+
+def final_results(rounds: list[int]) -> list[Result]:
+    """One result per method: the last round of a per-round method."""
+    return [result for result in results(rounds) if not result.method.per_round or result.round == rounds[-1]]
+
+
+def round_curve(rounds: list[int]) -> list[Result]:
+    """Each per-round method round by round, from its round 0: the method whose output its round 0 reads."""
+    curve = []
+    for method in METHODS:
+        if method.per_round:
+            start = next(other for other in METHODS if other.output == method.output.format(round=0))
+            curve += [result for result in results(rounds) if result.method in (start, method)]
+    return curve

@@ -1,0 +1,365 @@
+"""The pipeline, declared once for both engines.
+
+``STAGES`` lists every stage with the paths it reads and writes. The rest is read from where it is
+said once: a stage's params from ``PARAMS`` in its module, its code dependencies from the import
+closure of that module over the project's own modules, the method stages from ``zsseg.methods``.
+
+- DVC: ``dvc.yaml`` is generated from this (``python -m zsseg.pipeline``); a test fails when the
+  committed file is not what this module writes.
+- Snakemake: ``workflow/Snakefile`` makes one rule per stage (two for a stage of a run: the single
+  run under ``data/`` and a cell of the K grid under ``data/k<K>/``) from :func:`snakemake_rules`.
+
+Paths use ``{data}`` (the shared data directory), ``{run}`` (the run: ``data`` or ``data/k<K>``),
+and, in the recursive round, ``{round}`` and ``{previous}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zsseg.methods import METHODS
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGES = ("zsseg", "stages")
+DATA = "data"
+DVC_FILE = PROJECT / "dvc.yaml"
+
+# Where a stage runs: once per data directory; once per run (the single run, and each K of the grid);
+# in the single run only; once over the whole grid.
+SHARED, RUN, SINGLE, GRID = "shared", "run", "single", "grid"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                                   # DVC stage, Snakemake rule, and stages/<name>.py
+    inputs: dict[str, str]                      # option -> path it reads
+    outputs: dict[str, str]                     # option -> path it writes
+    scope: str = RUN
+    arguments: dict[str, str] = field(default_factory=dict)  # options that are not paths it depends on
+    reads: tuple[str, ...] = ()                 # paths it reads without an option of their own
+    per_round: bool = False                     # one stage per recursive round
+    uncached: tuple[str, ...] = ()              # DVC: outputs not copied into its cache
+    metrics: str | None = None                  # DVC: the output that holds metrics (uncached)
+    report: dict[str, Any] | None = None        # Snakemake: the output goes into `--report`
+
+    @property
+    def module(self) -> str:
+        return f"stages.{self.name}"
+
+
+def _method_stage(method: Any) -> Stage:
+    return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.output}"},
+                 arguments=method.arguments, per_round=method.per_round)
+
+
+def _method_outputs() -> tuple[str, ...]:
+    return tuple(f"{{run}}/{method.output}" for method in METHODS)
+
+
+STAGES = (
+    Stage("demo", {}, {"output": "{data}/demo"}, scope=SHARED),
+    Stage("prepare", {}, {"output": "{data}/dataset"}, scope=SHARED, reads=("{dataset_root}",),
+          # A view that links the dataset's images: caching it would copy them all.
+          uncached=("output",)),
+    Stage("embed", {"dataset": "{data}/dataset"}, {"output": "{data}/embeddings.npz"}, scope=SHARED),
+    Stage("backbone", {"dataset": "{data}/dataset"}, {"output": "{run}/backbone"}),
+    Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone"}, {"output": "{run}/features"}),
+    *(_method_stage(method) for method in METHODS),
+    Stage("evaluate", {"features": "{run}/features"}, {"output": "{run}/metrics", "confusion": "{run}/confusion"},
+          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output"),
+    Stage("report", {"dataset": "{data}/dataset", "features": "{run}/features", "metrics": "{run}/metrics"},
+          {"output": "{run}/report"}, scope=SINGLE, arguments={"run": "{run}"}, reads=_method_outputs(),
+          report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
+                  "labels": {"figure": "{name}"}}),
+    Stage("table", {"dataset": "{data}/dataset"}, {"output": "{data}/table"}, scope=GRID,
+          arguments={"grid": "{data}"},
+          reads=("{run}/metrics", "{run}/features", *_method_outputs()),
+          report={"patterns": ["{name}.png", "{name}.csv"], "caption": "report/table.rst", "category": "Table",
+                  "labels": {"figure": "{name}"}}),
+)
+
+DVC_PLOTS = [
+    {"data/report/summary.csv": {"x": "round", "y": ["unseen_miou", "seen_miou", "hiou"],
+                                 "title": "Generalised zero-shot mIoU per round", "x_label": "round", "y_label": "%"}},
+    {"data/report/methods.csv": {"template": "bar_horizontal", "x": "hiou", "y": "method",
+                                 "title": f"hIoU per method ({', '.join(method.name for method in METHODS)})",
+                                 "x_label": "hIoU (%)"}},
+    "data/report/rounds.png",
+    "data/report/predictions.png",
+]
+
+
+def stage(name: str) -> Stage:
+    return next(entry for entry in STAGES if entry.name == name)
+
+
+# --- what each stage module says of itself -----------------------------------------------------------
+
+def module_path(module: str) -> Path:
+    path = PROJECT / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _project_imports(module: str) -> set[str]:
+    """The project modules that ``module`` imports anywhere in its source (packages included)."""
+    found = set()
+    for node in ast.walk(ast.parse(module_path(module).read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] in PACKAGES}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in PACKAGES:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names
+                      if module_path(f"{node.module}.{alias.name}").is_file()}
+    return found
+
+
+def code_dependencies(module: str) -> list[str]:
+    """The module's file and every project module it imports, directly or through other project modules.
+
+    Packages' ``__init__.py`` files hold only a docstring and are left out.
+    """
+    seen, pending = set(), [module]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending.extend(_project_imports(name))
+    paths = {module_path(name) for name in seen}
+    return sorted(str(path.relative_to(PROJECT)) for path in paths if path.name != "__init__.py")
+
+
+def _module_constant(module: str, name: str) -> Any:
+    for node in ast.parse(module_path(module).read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{module_path(module)}: no {name} = ... at module level")
+
+
+def declared_params(module: str) -> tuple[str, ...]:
+    """``PARAMS`` of a stage module, read from its source: the params.yaml keys it may read."""
+    return tuple(_module_constant(module, "PARAMS"))
+
+
+def summary(module: str) -> str:
+    """The first paragraph of a stage module's docstring, on one line."""
+    docstring = ast.get_docstring(ast.parse(module_path(module).read_text())) or module
+    return " ".join(docstring.split("\n\n")[0].split())
+
+
+def _arguments(entry: Stage, path: Callable[[str, str], str]) -> list[str]:
+    """The command-line options of a stage; ``path(option, value)`` resolves each value."""
+    options = {**entry.arguments, **entry.inputs, **entry.outputs}
+    return [word for option, value in options.items()
+            for word in (f"--{option.replace('_', '-')}", path(option, value))]
+
+
+def stage_commands(config: Mapping[str, Any], data: str | Path, names: tuple[str, ...] | None = None,
+                   ) -> list[tuple[str, list[str]]]:
+    """(module, arguments) of each stage (of a single run, or those in ``names``) with every path under
+    ``data``, in pipeline order, one per recursive round: what the engines run, to run stages in one process."""
+    rounds = _rounds(config)
+    commands = []
+    for entry in STAGES:
+        if (entry.scope == GRID and names is None) or (names is not None and entry.name not in names):
+            continue
+        for r in (sorted(rounds) if entry.per_round else [None]):
+            def path(option: str, value: str, r: int | None = r) -> str:
+                return value.format(data=data, run=data, round=r, previous=rounds.get(r), dataset_root="")
+
+            commands.append((entry.module, _arguments(entry, path)))
+    return commands
+
+
+# --- DVC ---------------------------------------------------------------------------------------------
+
+def _dvc_path(path: str) -> str:
+    return path.format(data=DATA, run=DATA, round="${key}", previous="${item}", dataset_root="${dataset.root}")
+
+
+def _command(entry: Stage, path: Callable[[str, str], str]) -> str:
+    return " ".join(["python -m", entry.module, *_arguments(entry, path)])
+
+
+def _without_nested(paths: list[str]) -> list[str]:
+    """Paths in order, without duplicates or paths inside another listed path (DVC tracks a directory whole)."""
+    kept: list[str] = []
+    for path in dict.fromkeys(paths):
+        if not any(path.startswith(other + "/") for other in paths if other != path):
+            kept.append(path)
+    return kept
+
+
+def _dvc_reads(entry: Stage) -> list[str]:
+    """A per-round output such as ``rounds/${key}`` is read through its directory (``rounds``)."""
+    paths = [_dvc_path(path) for path in (*entry.inputs.values(), *entry.reads)]
+    return _without_nested([path.rsplit("/", 1)[0] if "${key}" in path else path for path in paths])
+
+
+def dvc_stages() -> dict[str, dict]:
+    stages = {}
+    for entry in STAGES:
+        if entry.scope == GRID:
+            continue
+        uncached = {*entry.uncached, *([entry.metrics] if entry.metrics else [])}
+        body = {
+            "cmd": _command(entry, lambda option, value: _dvc_path(value)),
+            "deps": [*code_dependencies(entry.module), *_dvc_reads(entry)],
+            "params": list(declared_params(entry.module)),
+            "outs": [{_dvc_path(path): {"cache": False}} if option in uncached else _dvc_path(path)
+                     for option, path in entry.outputs.items()],
+        }
+        stages[entry.name] = {"foreach": "${recursion.rounds}", "do": body} if entry.per_round else body
+    return stages
+
+
+def dvc_yaml() -> str:
+    """The text of dvc.yaml: a comment per stage from its module's docstring, then its declaration."""
+    header = ["# Generated by `python -m zsseg.pipeline` from zsseg/pipeline.py (the stages and their paths),",
+              "# each stage module's PARAMS and imports, and zsseg/methods.py. Edit those, not this file:",
+              "# tests/test_engines.py fails when it is out of date. workflow/Snakefile builds the same graph.",
+              "stages:"]
+    lines = header
+    for name, body in dvc_stages().items():
+        lines.append(f"  # {summary(stage(name).module)}")
+        text = yaml.safe_dump({name: body}, sort_keys=False, width=1000, default_flow_style=False)
+        lines += ["  " + line for line in text.rstrip("\n").splitlines()]
+        lines.append("")
+    metrics_outputs = [_dvc_path(entry.outputs[entry.metrics]) for entry in STAGES if entry.metrics]
+    lines.append(yaml.safe_dump({"metrics": metrics_outputs}, sort_keys=False).rstrip("\n"))
+    lines.append("")
+    lines.append(yaml.safe_dump({"plots": DVC_PLOTS}, sort_keys=False, width=120).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+# --- Snakemake ---------------------------------------------------------------------------------------
+
+@dataclass
+class Rule:
+    """One Snakemake rule, ready for the Snakefile's `rule:` block."""
+
+    name: str
+    input: dict[str, Any]
+    output: dict[str, str]
+    log: str
+    command_template: str   # {wildcards.NAME}, {input.NAME} and {log} to fill in
+    params: str
+    report: dict[str, Any] | None
+    wildcard_constraints: dict[str, str] = field(default_factory=dict)
+    # What a report caption shows beside the figures: every method of zsseg/methods.py, in order.
+    caption_params: dict[str, Any] = field(default_factory=dict)
+
+    def command(self, wildcards: Any, input: Any) -> str:
+        """The job's shell command: a params function, so that each rule made in the Snakefile's loop
+        keeps its own command (a `shell:` directive reads the loop variable when the job runs)."""
+        log = self.log.format(**dict(wildcards.items()))
+        return self.command_template.format(wildcards=wildcards, input=input, log=log)
+
+
+def param_values(config: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The values of the declared params, serialised, so that Snakemake reruns a rule when they change."""
+    values = {}
+    for key in keys:
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return json.dumps(values, sort_keys=True)
+
+
+def _rounds(config: Mapping[str, Any]) -> dict[int, int]:
+    return {int(r): int(previous) for r, previous in config["recursion"]["rounds"].items()}
+
+
+def _previous_round(path: str, rounds: dict[int, int]) -> Callable[[Any], str]:
+    """An input function: the round that round {round} starts from (Snakemake cannot compute r - 1)."""
+    def resolve(wildcards: Any) -> str:
+        return path.replace("{previous}", str(rounds[int(wildcards.round)])).format(**dict(wildcards.items()))
+
+    return resolve
+
+
+def is_directory(path: str) -> bool:
+    """Every output without a file suffix is a directory (Snakemake's ``directory()``)."""
+    return not Path(path).suffix
+
+
+def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
+    """Every stage as Snakemake rules. A stage of a run has two: ``NAME`` on the single run under
+    ``data/`` and ``NAME_k`` on a cell of the K grid under ``data/k{k}/`` (``--unseen K`` passed)."""
+    rounds = _rounds(config)
+    all_rounds = [0, *sorted(rounds)]
+    k_values = config["table"]["k_values"]
+    rules = []
+    for entry in STAGES:
+        layouts = {SHARED: [("", DATA)], RUN: [("", DATA), ("_k", f"{DATA}/k{{k}}")], SINGLE: [("", DATA)],
+                   GRID: [("", DATA)]}[entry.scope]
+        for suffix, run in layouts:
+            def path(value: str, run: str = run) -> str:
+                return value.format(data=DATA, run=run, round="{round}", previous="{previous}",
+                                    dataset_root=config["dataset"]["root"])
+
+            inputs: dict[str, Any] = {option: path(value) for option, value in entry.inputs.items()}
+            reads = [path(value) for value in entry.reads]
+            if entry.scope == GRID:
+                reads = [read.replace(f"{DATA}/", f"{DATA}/k{k}/", 1) for read in reads for k in k_values]
+            reads = [read.replace("{round}", str(r)) for read in reads
+                     for r in (all_rounds if "{round}" in read else [None])]
+            if entry.per_round:
+                inputs = {option: _previous_round(value, rounds) if "{previous}" in value else value
+                          for option, value in inputs.items()}
+            inputs["reads"] = list(dict.fromkeys(reads))
+            inputs["code"] = code_dependencies(entry.module)
+            grid_cell = suffix == "_k"
+            wildcards = {"k": "[0-9]+"} if grid_cell else {}
+            if entry.per_round:
+                wildcards["round"] = "[1-9][0-9]*"
+            # Wildcards are filled in by the job; an input that depends on them is taken from the job's inputs.
+            command = _command(entry, lambda option, value: f"{{input.{option}}}" if "{previous}" in value else
+                               path(value).replace("{round}", "{wildcards.round}").replace("{k}", "{wildcards.k}"))
+            if grid_cell:
+                command += " --unseen {wildcards.k}"
+            log_name = entry.name + ("_{round}" if entry.per_round else "")
+            log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
+            rules.append(Rule(
+                name=entry.name + suffix,
+                input=inputs,
+                output={option: path(value) for option, value in entry.outputs.items()},
+                log=f"{log_directory}/{log_name}.log",
+                # Progress bars stay on the terminal and go to the log; Snakemake's bash strict mode
+                # (pipefail) keeps the stage's exit status.
+                command_template=command + " 2>&1 | tee {log}",
+                params=param_values(config, declared_params(entry.module)),
+                report=entry.report,
+                wildcard_constraints=wildcards,
+                caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
+                if entry.report else {},
+            ))
+    return rules
+
+
+def snakemake_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The default target (the single run's report) and the K grid's table."""
+    return {"all": [f"{DATA}/report"], "table": [f"{DATA}/table"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write dvc.yaml from the pipeline's declaration.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is out of date, writing nothing")
+    args = parser.parse_args(argv)
+    text = dvc_yaml()
+    if args.check:
+        raise SystemExit(0 if DVC_FILE.read_text() == text else 1)
+    DVC_FILE.write_text(text)
+    print(f"wrote {DVC_FILE.relative_to(PROJECT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 # import, instead. That needs bytecode caching on, which some machines switch off for every process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test install bench clean
+.PHONY: run test test-fast install bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+# The unit tests alone (under a minute): everything but the tests marked `pipeline`.
+test-fast: $(STAMP)
+	python -m pytest -m "not pipeline"
 
 bench: $(STAMP)
 	python bench/demo.py

@@ -108,6 +108,13 @@ def run_stages_in_process(params_path: Path, data: Path, names: tuple[str, ...] 
         importlib.import_module(module).main(["--params", str(params_path), *arguments])
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the tiny pipelines runs whole pipelines: `make test-fast` leaves it out."""
+    for item in items:
+        if "tiny_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pipeline)
+
+
 # Tiny pipelines shared by the pipeline, determinism and prediction tests (tests/pipeline_runs.py).
 # The DVC and Snakemake chains run at the same time: most of their time is single-threaded process
 # start-up, so two chains on two cores take little longer than one.

@@ -18,6 +18,8 @@ from PIL import Image
 from conftest import run_stages_in_process, tiny_params, write_params
 from zsseg.datasets.demo import write_demo_dataset
 
+pytestmark = pytest.mark.pipeline
+
 UNSEEN_K = 3
 
 

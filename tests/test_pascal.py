@@ -144,6 +144,7 @@ def crop_training(**overrides) -> dict:
                           "generator.real_features_per_class": 50, **overrides})
 
 
+@pytest.mark.pipeline
 def test_tiny_voc_pipeline_with_resnet101_deeplabv3plus(tmp_path):
     write_voc_tree(tmp_path / "voc")
     metrics = run_stages(tmp_path, crop_training(**{
@@ -162,6 +163,7 @@ def test_tiny_voc_pipeline_with_resnet101_deeplabv3plus(tmp_path):
     assert cache.feature_shapes[0] == (94, 125)
 
 
+@pytest.mark.pipeline
 def test_tiny_context_pipeline(tmp_path):
     write_context_tree(tmp_path / "context")
     metrics = run_stages(tmp_path, crop_training(**{
@@ -171,6 +173,7 @@ def test_tiny_context_pipeline(tmp_path):
     assert "cow" in metrics["per_class_iou"] and "motorbike" in metrics["per_class_iou"]
 
 
+@pytest.mark.pipeline
 def test_tiny_folder_pipeline_with_mixed_sizes(tmp_path):
     rng = np.random.default_rng(2)
     splits = {}

@@ -51,9 +51,9 @@ def test_an_edit_to_code_only_evaluate_runs_reruns_evaluate(tmp_path, dvc_run, s
     """The stale-metrics bug: edit a function that only the evaluate stage imports. `dvc status` must list
     evaluate (its metrics feed the report, which DVC reruns after it), and Snakemake must plan evaluate and
     the report; nothing upstream."""
-    from zsseg.metrics import segmentation_metrics
+    from zsseg.evaluation import evaluate_classifier
 
-    source = Path(inspect.getsourcefile(segmentation_metrics)).relative_to(PROJECT_ROOT)
+    source = Path(inspect.getsourcefile(evaluate_classifier)).relative_to(PROJECT_ROOT)
     assert [stage for stage, body in yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"].items()
             if str(source) in body.get("do", body)["deps"]] == ["evaluate"]
     for name, original in (("dvc", dvc_run), ("snakemake", snakemake_run)):
@@ -62,8 +62,8 @@ def test_an_edit_to_code_only_evaluate_runs_reruns_evaluate(tmp_path, dvc_run, s
         assert (dvc_stale(root) if name == "dvc" else snakemake_plan(root)) == set(), name
         path = root / source
         text = path.read_text()
-        path.write_text(text.replace('    unseen = sorted(set(unseen))\n',
-                                     '    unseen = sorted(set(unseen))  # the unseen classes, once each\n', 1))
+        path.write_text(text.replace('    num_classes = len(cache.class_names)\n',
+                                     '    num_classes = len(cache.class_names)  # every class competes\n', 1))
         assert path.read_text() != text
         if name == "dvc":
             assert dvc_stale(root) == {"evaluate"}

@@ -1,4 +1,4 @@
-"""`zsseg STAGE [ARGS]`: run any stage module, e.g. `zsseg predict --classes ... image.jpg --out out/`."""
+"""`zsseg COMMAND [ARGS]`: run any stage module (`zsseg predict ...`) or `zsseg preset ...`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ import sys
 
 import stages
 
+# Commands that are not stages: their module's main().
+LIBRARY_COMMANDS = {"preset": "zsseg.presets"}
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    names = sorted(module.name for module in pkgutil.iter_modules(stages.__path__))
-    if not argv or argv[0] not in names:
-        print(f"usage: zsseg {{{','.join(names)}}} [ARGS]   (zsseg STAGE --help for a stage's arguments)",
+    commands = {module.name: f"stages.{module.name}" for module in pkgutil.iter_modules(stages.__path__)}
+    commands.update(LIBRARY_COMMANDS)
+    if not argv or argv[0] not in commands:
+        print(f"usage: zsseg {{{','.join(sorted(commands))}}} [ARGS]   (zsseg COMMAND --help for its arguments)",
               file=sys.stderr)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    importlib.import_module(f"stages.{argv[0]}").main(argv[1:])
+    importlib.import_module(commands[argv[0]]).main(argv[1:])
 
 
 if __name__ == "__main__":

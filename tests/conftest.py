@@ -94,16 +94,15 @@ def write_params(path: Path, data: dict) -> Path:
 
 
 def run_stages_in_process(params_path: Path, data: Path, names: tuple[str, ...] | None = None) -> None:
-    """The pipeline's stages (all but demo and report, or ``names``), in one process, on a run in ``data``:
-    the commands both engines run (zsseg.pipeline), with ``--params params_path``."""
+    """The pipeline's stages up to evaluate (not demo, or only ``names``), in one process, on a run in
+    ``data``: the commands both engines run (zsseg.pipeline), with ``--params params_path``."""
     import importlib
 
     import yaml
 
-    from zsseg.pipeline import stage_commands
+    from zsseg.pipeline import RUN, SHARED, STAGES, stage_commands
 
-    names = names or ("prepare", "embed", "backbone", "features", "round_0", "recursive_round", "self_training",
-                      "evaluate")
+    names = names or tuple(entry.name for entry in STAGES if entry.scope in (SHARED, RUN) and entry.name != "demo")
     for module, arguments in stage_commands(yaml.safe_load(params_path.read_text()), str(data), names):
         importlib.import_module(module).main(["--params", str(params_path), *arguments])
 

@@ -5,7 +5,8 @@ import json
 from zsseg.atomic import atomic_path
 from zsseg.backbone_training import check_training_params, seen_training_ids, train_segmentation_network
 from zsseg.datasets.folder import FolderDataset
-from zsseg.network import NETWORK_FILE, SegmentationNetwork, load_zs3net_checkpoint, save_network
+from zsseg.network import (NETWORK_FILE, SegmentationNetwork, imagenet_weights_warning, load_zs3net_checkpoint,
+                           save_network, weights_of)
 from zsseg.runtime import derive_seed, seed_everything
 from zsseg.stage import stage_run
 
@@ -22,10 +23,13 @@ def main(argv: list[str] | None = None) -> None:
         seed_everything(seed)
         dataset = FolderDataset(stage.args.dataset)
         class_split = dataset.class_split(params.dataset.unseen)
+        if weights_of(backbone) is not None and dataset.source.get("imagenet_overlap"):
+            warning = imagenet_weights_warning(backbone.weights)
+            if warning:
+                stage.log.warning("warning: %s", warning)
         kept = seen_training_ids(dataset, class_split, stage.log.info)
-        weights = None if backbone.weights == "none" or backbone.checkpoint else backbone.weights
         network = SegmentationNetwork(backbone.arch, len(class_split.seen), backbone.feature_dim,
-                                      backbone.aspp_rates, weights)
+                                      backbone.aspp_rates, weights_of(backbone))
         if backbone.checkpoint:
             load_zs3net_checkpoint(network, backbone.checkpoint, list(class_split.seen), class_split.num_classes)
             stage.log.info("loaded ZS3Net checkpoint %s instead of training", backbone.checkpoint)

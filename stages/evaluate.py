@@ -1,7 +1,7 @@
 """Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every result of every method
-(zsseg/methods.py) on val.
+(zsseg/methods.py), on val for the report and on dev for tuning.
 
-The metrics directory holds only the JSON files, so that `dvc metrics` reads nothing else.
+The metrics directories hold only the JSON files, so that `dvc metrics` reads nothing else.
 """
 
 import json
@@ -9,37 +9,41 @@ from pathlib import Path
 
 import pandas as pd
 
-from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
-from zsseg.evaluation import evaluate_classifier
+from zsseg.evaluation import evaluate_run
 from zsseg.feature_cache import open_cache
-from zsseg.methods import results
-from zsseg.metrics import segmentation_metrics
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "evaluate", "recursion.rounds")
 ARGUMENTS = {"features": "directory written by the features stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
-             "output": "metrics directory: one JSON file per result",
-             "confusion": "directory for one confusion matrix CSV per result"}
+             "output": "val metrics directory: one JSON file per result",
+             "confusion": "directory for one val confusion matrix CSV per result",
+             "dev_output": "dev metrics directory (empty when the dataset has no dev split)"}
 
 
 def main(argv: list[str] | None = None) -> None:
     with stage_run("evaluate", __doc__, PARAMS, ARGUMENTS, argv) as stage:
-        cache = open_cache(Path(stage.args.features) / "val.h5", stage.params)
-        with (atomic_path(stage.args.output, directory=True) as directory,
-              atomic_path(stage.args.confusion, directory=True) as confusion_directory):
-            for result in results(sorted(stage.params.recursion.rounds)):
-                classifier = load_classifier(Path(stage.args.run) / result.directory)
-                confusion = evaluate_classifier(cache, classifier, stage.params.evaluate.batch_size, stage.device)
-                metrics = segmentation_metrics(confusion, cache.class_names, cache.unseen)
-                stage.log.info("%s (%s, round %d): seen mIoU %s, unseen mIoU %s, hIoU %s", result.metrics,
-                               result.method.name, result.round, metrics["seen_miou"], metrics["unseen_miou"],
-                               metrics["hiou"])
-                (directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
-                frame = pd.DataFrame(confusion, index=cache.class_names, columns=cache.class_names)
-                frame.index.name = "ground_truth"
-                frame.to_csv(confusion_directory / f"{result.metrics}.csv")
+        args, evaluate = stage.args, stage.params.evaluate
+        rounds = sorted(stage.params.recursion.rounds)
+        with (atomic_path(args.output, directory=True) as directory,
+              atomic_path(args.confusion, directory=True) as confusion_directory,
+              atomic_path(args.dev_output, directory=True) as dev_directory):
+            for split, metrics_directory in (("val", directory), ("dev", dev_directory)):
+                path = Path(args.features) / f"{split}.h5"
+                if split == "dev" and not path.is_file():
+                    continue
+                cache = open_cache(path, stage.params)
+                for result, metrics, confusion in evaluate_run(cache, Path(args.run), rounds, evaluate.batch_size,
+                                                               evaluate.absent_classes, stage.device):
+                    stage.log.info("%s %s (%s, round %d): seen mIoU %s, unseen mIoU %s, hIoU %s", split,
+                                   result.metrics, result.method.name, result.round, metrics["seen_miou"],
+                                   metrics["unseen_miou"], metrics["hiou"])
+                    (metrics_directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                    if split == "val":
+                        frame = pd.DataFrame(confusion, index=cache.class_names, columns=cache.class_names)
+                        frame.index.name = "ground_truth"
+                        frame.to_csv(confusion_directory / f"{result.metrics}.csv")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage `prepare`: the configured dataset as a checked folder-format view (converted once for VOC/Context)."""
 
 from zsseg.atomic import atomic_path
-from zsseg.datasets.folder import DatasetError, FolderDataset
+from zsseg.datasets.folder import DatasetError, FolderDataset, hold_out_dev
 from zsseg.datasets.registry import prepare_dataset
 from zsseg.stage import stage_run
 
@@ -14,9 +14,10 @@ def main(argv: list[str] | None = None) -> None:
         dataset, output = stage.params.dataset, stage.args.output
         with atomic_path(output, directory=True) as directory:
             prepare_dataset(dataset.name, dataset.root, directory, stage.params.threads, stage.log.info)
-            # Resolve dataset.unseen now, so a bad K or name fails before any training.
             try:
+                # Resolve dataset.unseen now, so a bad K or name fails before any training.
                 class_split = FolderDataset(directory).class_split(dataset.unseen)
+                hold_out_dev(directory, dataset.dev_fraction, dataset.dev_seed, stage.log.info)
             except DatasetError as error:
                 # Name the file as it will be called, not the temporary directory being written.
                 raise DatasetError(str(error).replace(str(directory), output)) from error

@@ -10,7 +10,7 @@ from zsseg.self_training import train_self_training
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "generator.real_features_per_class", "classifier", "self_training",
-          "evaluate.batch_size")
+          "evaluate.batch_size", "recursion.mining_pool")
 ARGUMENTS = {"previous": "directory of round 0 (its classifier and generator)",
              "features": "directory written by the features stage",
              "embeddings": ".npz written by the embed stage",

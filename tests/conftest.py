@@ -67,12 +67,15 @@ def tiny_params(**overrides) -> dict:
     tiny = {
         "device": "cpu",
         "embed.source": "glove",
-        "demo.train_images": 40, "demo.val_images": 8, "demo.image_size": 64,
-        "backbone.epochs": 1, "backbone.batch_size": 8,
+        "demo.train_images": 40, "demo.val_images": 8, "demo.dev_images": 8, "demo.image_size": 64,
+        "backbone.epochs": 2, "backbone.batch_size": 8,
         "features.batch_size": 16,
         "generator.steps": 15, "generator.samples_per_class": 16, "generator.real_features_per_class": 100,
         "classifier.epochs": 20, "classifier.learning_rate": 0.01, "classifier.generated_per_class": 50,
-        "recursion.rounds": {"1": 0}, "recursion.threshold": 0.3, "recursion.min_count": 1,
+        # A barely trained network: unseen classes need a heavier weight to be predicted, and a low
+        # threshold to be mined, so that the recursive round has pseudo-features to work with.
+        "classifier.unseen_weight": 2.0,
+        "recursion.rounds": {"1": 0}, "recursion.threshold": 0.1, "recursion.min_count": 1,
         "recursion.generator_steps": 5, "recursion.per_class_cap": 100,
         "evaluate.batch_size": 16, "report.grid_images": 2, "table.k_values": [2, 4],
     }

@@ -106,3 +106,30 @@ def test_a_stage_reads_only_what_it_declares():
         narrow.recursion.all_rounds()
     with pytest.raises(UndeclaredParamsError, match="declares params.yaml key generatr, which does not exist"):
         StageParams(parse_params(copy.deepcopy(PARAMS)), ("generatr",), "round_9")
+
+
+def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
+    """A Literal field of params.yaml names the entries of one registry in the code: they must agree."""
+    import dataclasses
+    import typing
+
+    from zsseg import config
+    from zsseg.generator import INITS, NOISES
+    from zsseg.metrics import ABSENT_CLASSES
+    from zsseg.pseudo_features import MINING_POOLS, SELECTIONS, WEIGHTINGS
+    from zsseg.sampling import CLASSIFIER_SAMPLINGS
+    from zsseg.self_training import SELF_TRAINING_SELECTIONS
+
+    registries = {"generator.noise": NOISES, "generator.init": INITS, "classifier.sampling": CLASSIFIER_SAMPLINGS,
+                  "recursion.mining_pool": MINING_POOLS, "recursion.weighting": WEIGHTINGS,
+                  "recursion.selection": SELECTIONS, "self_training.selection": SELF_TRAINING_SELECTIONS,
+                  "evaluate.absent_classes": ABSENT_CLASSES}
+    choices = {}
+    for section, section_type in typing.get_type_hints(config.Params).items():
+        if dataclasses.is_dataclass(section_type):
+            for name, hint in typing.get_type_hints(section_type).items():
+                if typing.get_origin(hint) is typing.Literal:
+                    choices[f"{section}.{name}"] = set(typing.get_args(hint))
+    assert set(choices) == set(registries)
+    for key, registry in registries.items():
+        assert choices[key] == set(registry), key

@@ -27,8 +27,12 @@ def test_class_split_by_count_and_by_names(small_dataset):
     assert dataset.class_split(["cat"]).unseen == (1,)
     table = split.seen_label_map()
     assert table[0] == 0 and table[1] == 1 and table[2] == 255 and table[255] == 255
-    hidden = split.unseen_to_ignore_map()
-    assert hidden[1] == 1 and hidden[2] == 255
+    with_dog, without_dog = np.array([[0, 1], [2, 255]], np.uint8), np.array([[0, 1], [1, 255]], np.uint8)
+    assert split.is_unlabelled(with_dog) and not split.is_unlabelled(without_dog)
+    hidden, unlabelled = split.training_label(with_dog)
+    assert unlabelled and (hidden == 255).all()            # not even its seen pixels are kept
+    kept, unlabelled = split.training_label(without_dog)
+    assert not unlabelled and (kept == without_dog).all()
 
 
 def test_demo_unseen_order_is_nested_and_compositional():

@@ -5,6 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from zsseg.feature_cache import SCHEMA_VERSION, CacheError, FeatureCache, FeatureCacheWriter, block_labels
 
@@ -13,13 +14,18 @@ SHAPES = [((2, 3), (16, 24)), ((2, 3), (16, 24)), ((3, 2), (21, 13)), ((2, 3), (
 
 
 def write_cache(path, params_hash="abc"):
-    """Five images of three different sizes, as VOC's val split has."""
+    """Five images of three different sizes, as VOC's val split has. Class 2 is unseen: the first two images
+    have none of it (labelled), the others do, so they are written as a training split writes them:
+    unlabelled, every label 255."""
     rng = np.random.default_rng(1)
     items = []
     for index, (feature_shape, label_shape) in enumerate(SHAPES):
         features = rng.normal(size=(*feature_shape, 4)).astype(np.float32)
-        labels = rng.integers(0, 3, size=label_shape).astype(np.uint8)
-        items.append((f"image{index}", features, block_labels(labels, 8, 0.5, feature_shape), labels))
+        labels = rng.integers(0, 2 if index < 2 else 3, size=label_shape).astype(np.uint8)
+        unlabelled = bool((labels == 2).any())
+        if unlabelled:
+            labels = np.full_like(labels, 255)
+        items.append((f"image{index}", features, block_labels(labels, 8, 0.5, feature_shape), labels, unlabelled))
     attributes = {"params_hash": params_hash, "split": "train", "stride": 8, "feature_dim": 4,
                   "class_names": ["background", "a", "b"], "unseen": [2], "label_purity": 0.5}
     with FeatureCacheWriter(path, len(items), 4, attributes) as writer:
@@ -39,7 +45,9 @@ def test_round_trip_streams_in_batches(tmp_path):
     assert sum((batch.ids for batch in batches), []) == [item[0] for item in items]
     read = [features for batch in batches for features in batch.image_features()]
     labels = [label for batch in batches for label in batch.labels]
-    for (image_id, features, feature_labels, label), got, got_label in zip(items, read, labels):
+    assert [item[4] for item in items] == [False, False, True, True, True]
+    assert torch.cat([batch.unlabelled for batch in batches]).tolist() == [item[4] for item in items]
+    for (image_id, features, feature_labels, label, _), got, got_label in zip(items, read, labels):
         np.testing.assert_allclose(got.numpy(), features.astype(np.float16).astype(np.float32))
         np.testing.assert_array_equal(got_label.numpy(), label)
     flat_labels = np.concatenate([batch.feature_labels.numpy() for batch in batches])

@@ -1,127 +1,173 @@
-"""Leak canary: no training stage may learn *which* unseen class a training pixel belongs to.
+"""Leak canary: the ground truth may tell a training stage one bit per training image, whether it holds an
+unseen pixel. An image that does is unlabelled: no label of it, seen or unseen, may reach any training
+stage, and neither may which unseen class it holds or where.
 
-The ZS3Net protocol may use *that* a pixel is unseen (to drop images and ignore pixels). So if every
-unseen label of the training split is rewritten to one unseen id, or the unseen ids are permuted,
-every training output (backbone, feature cache, generator, classifier, pseudo-features) must stay
-bit-identical. A control changes a *seen* label and must change the outputs, so the check can fail.
+So any change to the labels of an unlabelled image that keeps at least one unseen pixel in it (the bit
+unchanged) must leave every zero-shot artifact bit-identical: the backbone, the train cache and every
+file of every method's output (generators, classifiers, pseudo-features, training logs). The edits:
+relabel its seen pixels, shrink its unseen object to a few pixels, move the object, collapse or permute
+the unseen ids. A positive control changes a seen label in a labelled image: every artifact must change,
+so the check can fail.
 """
 
 import hashlib
+import json
 import shutil
 
 import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from conftest import run_stages_in_process, tiny_params, write_params
 from zsseg.datasets.demo import write_demo_dataset
+from zsseg.methods import results
 
 pytestmark = pytest.mark.pipeline
 
 UNSEEN_K = 3
+TRAINING_STAGES = ("prepare", "embed", "backbone", "features", "round_0", "recursive_round", "self_training")
 
 
-def digest_tensors(tensors: dict) -> dict:
-    return {key: hashlib.sha256(value.detach().cpu().numpy().tobytes()).hexdigest() for key, value in tensors.items()}
+def digest_file(path) -> str:
+    if path.suffix == ".pt":
+        content = torch.load(path, weights_only=False)
+        tensors = content.get("state_dict", content)
+        return hashlib.sha256(b"".join(value.detach().cpu().numpy().tobytes() for _, value in sorted(tensors.items())
+                                       if torch.is_tensor(value))).hexdigest()
+    if path.suffix == ".h5":
+        with h5py.File(path, "r") as handle:
+            parts = []
+            for name in sorted(handle):
+                values = handle[name][()]
+                parts.append("\n".join(v.decode() if isinstance(v, bytes) else str(v) for v in values).encode()
+                             if values.dtype == object else values.tobytes())
+        return hashlib.sha256(b"".join(parts)).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def digest_h5(path, skip=()) -> dict:
-    def content(dataset) -> bytes:
-        values = dataset[()]
-        if values.dtype == object:  # strings: hash their text, not the object pointers
-            return "\n".join(v.decode() if isinstance(v, bytes) else str(v) for v in values).encode()
-        return values.tobytes()
-
-    with h5py.File(path, "r") as handle:
-        return {name: hashlib.sha256(content(handle[name])).hexdigest() for name in handle if name not in skip}
-
-
-def training_outputs(workdir, params_path) -> dict:
+def training_artifacts(workdir, params_path) -> dict[str, str]:
+    """Run every training stage and digest every file it wrote: the backbone, the train cache and each
+    method's output (from the method registry, so a new method is covered)."""
     out = workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
-    run_stages_in_process(params_path, out, ("prepare", "embed", "backbone", "features", "round_0",
-                                             "recursive_round", "self_training"))
-    result = {"backbone": digest_tensors(torch.load(out / "backbone" / "network.pt", weights_only=False)["state_dict"])}
-    # The train cache keeps full-resolution labels too: they must also be identical (unseen -> 255).
-    result["train_cache"] = digest_h5(out / "features" / "train.h5")
-    for r in ("0", "1"):
-        result[f"generator_{r}"] = digest_tensors(torch.load(out / "rounds" / r / "generator.pt")["state_dict"])
-        result[f"classifier_{r}"] = digest_tensors(
-            {k: v for k, v in torch.load(out / "rounds" / r / "classifier.pt").items() if torch.is_tensor(v)})
-    result["self_training_classifier"] = digest_tensors(
-        {k: v for k, v in torch.load(out / "self_training" / "classifier.pt").items() if torch.is_tensor(v)})
-    result["pseudo_features"] = digest_h5(out / "rounds" / "1" / "pseudo_features.h5")
-    return result
+    run_stages_in_process(params_path, out, TRAINING_STAGES)
+    rounds = sorted(int(r) for r in yaml.safe_load(params_path.read_text())["recursion"]["rounds"])
+    directories = [out / "backbone", *(out / result.directory for result in results(rounds))]
+    found = {str(path.relative_to(out)): digest_file(path) for directory in directories
+             for path in sorted(directory.iterdir())}
+    found["features/train.h5"] = digest_file(out / "features" / "train.h5")
+    return found
 
 
-def relabel_train(root, mapping: dict) -> int:
-    """Apply ``mapping`` to every training label file; returns how many pixels changed."""
-    table = np.arange(256, dtype=np.uint8)
-    for source, target in mapping.items():
-        table[source] = target
-    changed = 0
-    for image_id in (root / "train.txt").read_text().split():
-        path = root / "labels" / f"{image_id}.png"
-        label = np.array(Image.open(path))
-        relabelled = table[label]
-        changed += int((relabelled != label).sum())
-        Image.fromarray(relabelled, mode="L").save(path)
-    return changed
+def edit_labels(root, image_id, edit) -> int:
+    """Apply ``edit(label) -> label`` to one training label; returns how many pixels changed."""
+    path = root / "labels" / f"{image_id}.png"
+    label = np.array(Image.open(path))
+    edited = edit(label.copy())
+    Image.fromarray(edited, mode="L").save(path)
+    return int((edited != label).sum())
 
 
 @pytest.fixture(scope="module")
 def canary(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("canary")
     root = workdir / "dataset"
-    write_demo_dataset(root, train_images=24, val_images=4, image_size=64, min_objects=2, max_objects=3, seed=11)
+    write_demo_dataset(root, train_images=24, val_images=4, image_size=64, min_objects=2, max_objects=3, seed=11,
+                       dev_images=4)
     params = write_params(workdir / "params.yaml", tiny_params(**{
         "dataset.name": "folder", "dataset.root": str(root), "dataset.unseen": UNSEEN_K,
-        # A barely trained round-0 classifier still predicts unseen classes on some unlabelled
-        # pixels, so round 1 mines pseudo-features and the canary covers them.
+        # A barely trained round-0 classifier still predicts unseen classes on some pixels of the
+        # unlabelled images, so round 1 mines pseudo-features and the canary covers them.
         "recursion.threshold": 0.05, "classifier.learning_rate": 0.001}))
     classes = (root / "classes.txt").read_text().split("\n")
     unseen = [classes.index(name) for name in (root / "unseen.txt").read_text().split("\n")[:UNSEEN_K]]
+    labels = {image_id: np.array(Image.open(root / "labels" / f"{image_id}.png"))
+              for image_id in (root / "train.txt").read_text().split()}
+    unlabelled = [image_id for image_id, label in labels.items() if np.isin(label, unseen).any()]
+    labelled = [image_id for image_id in labels if image_id not in unlabelled]
+    assert unlabelled and labelled
     pristine = workdir / "pristine"
     shutil.copytree(root, pristine)
-    baseline = training_outputs(workdir, params)
-    return workdir, root, pristine, params, unseen, baseline
+    baseline = training_artifacts(workdir, params)
+    return workdir, root, pristine, params, unseen, unlabelled, labelled, baseline
 
 
-def reset(root, pristine):
+def rerun_after(canary, image_id, edit) -> dict[str, str]:
+    workdir, root, pristine, params, *_ = canary
     shutil.rmtree(root)
     shutil.copytree(pristine, root)
+    assert edit_labels(root, image_id, edit) > 0
+    return training_artifacts(workdir, params)
 
 
-def test_unseen_ids_collapsed_to_one(canary):
-    workdir, root, pristine, params, unseen, baseline = canary
-    reset(root, pristine)
-    assert relabel_train(root, {u: unseen[0] for u in unseen[1:]}) > 0
-    assert training_outputs(workdir, params) == baseline
-
-
-def test_unseen_ids_permuted(canary):
-    workdir, root, pristine, params, unseen, baseline = canary
-    reset(root, pristine)
-    rotated = unseen[1:] + unseen[:1]
-    assert relabel_train(root, dict(zip(unseen, rotated))) > 0
-    assert training_outputs(workdir, params) == baseline
-
-
-def test_pseudo_features_exist_so_the_canary_covers_them(canary):
+def test_the_artifacts_cover_every_method_and_mined_pseudo_features(canary):
     *_, baseline = canary
+    assert {"backbone/network.pt", "features/train.h5", "rounds/0/generator.pt", "rounds/0/classifier.pt",
+            "rounds/1/pseudo_features.h5", "self_training/classifier.pt"} <= set(baseline)
     workdir = canary[0]
     with h5py.File(workdir / "out" / "rounds" / "1" / "pseudo_features.h5", "r") as handle:
         assert handle["features"].shape[0] > 0
+    assert json.loads((workdir / "out" / "rounds" / "1" / "training_log.json").read_text())["mined_classes"] > 0
 
 
-def test_control_changing_a_seen_label_changes_outputs(canary):
-    workdir, root, pristine, params, unseen, baseline = canary
-    reset(root, pristine)
-    seen_class = next(c for c in range(1, 17) if c not in unseen)
-    other_seen = next(c for c in range(1, 17) if c not in unseen and c != seen_class)
-    assert relabel_train(root, {seen_class: other_seen}) > 0
-    changed = training_outputs(workdir, params)
-    assert changed["backbone"] != baseline["backbone"]
-    assert changed["train_cache"] != baseline["train_cache"]
+def test_relabelling_the_seen_pixels_of_an_unlabelled_image(canary):
+    _, _, _, _, unseen, unlabelled, _, baseline = canary
+    seen_other = next(c for c in range(1, 17) if c not in unseen)
+
+    def relabel(label):
+        label[~np.isin(label, unseen)] = seen_other
+        return label
+
+    assert rerun_after(canary, unlabelled[0], relabel) == baseline
+
+
+def test_shrinking_the_unseen_object_of_an_unlabelled_image_to_a_few_pixels(canary):
+    _, _, _, _, unseen, unlabelled, _, baseline = canary
+
+    def shrink(label):
+        rows, columns = np.nonzero(np.isin(label, unseen))
+        keep = label[rows[:3], columns[:3]].copy()
+        label[rows, columns] = 0
+        label[rows[:3], columns[:3]] = keep
+        return label
+
+    assert rerun_after(canary, unlabelled[1], shrink) == baseline
+
+
+def test_moving_the_unseen_object_of_an_unlabelled_image(canary):
+    _, _, _, _, unseen, unlabelled, _, baseline = canary
+
+    def move(label):
+        mask = np.isin(label, unseen)
+        values = label[mask]
+        label[mask] = 0
+        moved = np.roll(np.roll(mask, 17, axis=0), 23, axis=1)
+        label[moved] = values[0]
+        return label
+
+    assert rerun_after(canary, unlabelled[2], move) == baseline
+
+
+def test_collapsing_and_permuting_the_unseen_ids(canary):
+    _, _, _, _, unseen, unlabelled, _, baseline = canary
+    rotation = dict(zip(unseen, unseen[1:] + unseen[:1]))
+    for image_id in unlabelled[:2]:
+        assert rerun_after(canary, image_id, lambda label: np.vectorize(lambda v: rotation.get(v, v),
+                                                                        otypes=[np.uint8])(label)) == baseline
+    assert rerun_after(canary, unlabelled[3], lambda label: np.where(np.isin(label, unseen), unseen[0],
+                                                                      label).astype(np.uint8)) == baseline
+
+
+def test_control_changing_a_seen_label_of_a_labelled_image_changes_every_artifact(canary):
+    _, _, _, _, unseen, _, labelled, baseline = canary
+    present = np.unique(np.array(Image.open(canary[1] / "labels" / f"{labelled[0]}.png")))
+    seen_class = next(c for c in present if c not in (0, *unseen))
+    other = next(c for c in range(1, 17) if c not in (seen_class, *unseen))
+    changed = rerun_after(canary, labelled[0], lambda label: np.where(label == seen_class, other,
+                                                                       label).astype(np.uint8))
+    assert set(changed) == set(baseline)
+    unchanged = [name for name in baseline if changed[name] == baseline[name]]
+    assert unchanged == [], unchanged

@@ -65,6 +65,34 @@ def test_class_absent_from_ground_truth():
     assert metrics["unseen_pixel_acc"] is None
 
 
+def test_absent_classes_counted_as_zero_as_zs3net_does():
+    """ZS3Net's evaluator: IoU and accuracy by class, np.nan_to_num, then the mean: the never-seen,
+    never-predicted "dog" counts as 0 in every mean it belongs to."""
+    confusion = np.array([[8, 0, 0, 2],
+                          [1, 5, 0, 0],
+                          [0, 0, 0, 0],
+                          [0, 0, 0, 4]])
+    skip = segmentation_metrics(confusion, NAMES, unseen=[2, 3], absent_classes="skip")
+    zero = segmentation_metrics(confusion, NAMES, unseen=[2, 3], absent_classes="zero")
+    iou = {"background": 8 / (10 + 9 - 8), "cat": 5 / (6 + 5 - 5), "cow": 4 / (4 + 6 - 4)}
+    assert skip["per_class_iou"]["dog"] is None and zero["per_class_iou"]["dog"] == 0.0
+    assert skip["unseen_miou"] == pytest.approx(100 * iou["cow"], abs=1e-3)
+    assert zero["unseen_miou"] == pytest.approx(100 * iou["cow"] / 2, abs=1e-3)
+    assert skip["miou"] == pytest.approx(100 * sum(iou.values()) / 3, abs=1e-3)
+    assert zero["miou"] == pytest.approx(100 * sum(iou.values()) / 4, abs=1e-3)
+    assert zero["seen_miou"] == skip["seen_miou"] == pytest.approx(100 * (iou["background"] + iou["cat"]) / 2,
+                                                                   abs=1e-3)
+    accuracy = {"background": 8 / 10, "cat": 5 / 6, "cow": 4 / 4}
+    assert skip["mean_acc"] == pytest.approx(100 * sum(accuracy.values()) / 3, abs=1e-3)
+    assert zero["mean_acc"] == pytest.approx(100 * sum(accuracy.values()) / 4, abs=1e-3)
+    assert zero["unseen_mean_acc"] == pytest.approx(100 * 1.0 / 2, abs=1e-3)
+    unseen_zero = iou["cow"] / 2
+    seen = (iou["background"] + iou["cat"]) / 2
+    assert zero["hiou"] == pytest.approx(100 * 2 * seen * unseen_zero / (seen + unseen_zero), abs=1e-3)
+    # Pixel accuracies do not depend on the convention.
+    assert zero["pixel_acc"] == skip["pixel_acc"] == pytest.approx(100 * 17 / 20, abs=1e-3)
+
+
 def test_harmonic_mean():
     assert harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
     assert harmonic_mean(0.0, 0.0) == 0.0

@@ -100,3 +100,17 @@ def test_imagenet_weights_come_from_a_local_file(tmp_path):
     torch.save({"something": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a ResNet-101 ImageNet state dict"):
         SegmentationNetwork("deeplabv3plus_resnet101", 3, 256, [6, 12, 18], weights=str(tmp_path / "bad.pth"))
+
+
+def test_imagenet_weights_of_all_1000_classes_are_named_in_a_warning(tmp_path):
+    from zsseg.network import imagenet_weights_warning
+
+    torch.save({"fc.weight": torch.zeros(1000, 8), "conv1.weight": torch.zeros(1)}, tmp_path / "full.pth")
+    # ZS3Net's weights were trained on ImageNet without the Pascal classes: fewer outputs.
+    torch.save({"state_dict": {"module.fc.weight": torch.zeros(980, 8)}}, tmp_path / "without_pascal.pth.tar")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "headless.pth")
+    assert "trained on all 1000 ImageNet-1k classes" in imagenet_weights_warning(str(tmp_path / "full.pth"))
+    assert "tabby cat" in imagenet_weights_warning(str(tmp_path / "full.pth"))
+    assert imagenet_weights_warning(str(tmp_path / "without_pascal.pth.tar")) is None
+    assert "cannot be told" in imagenet_weights_warning(str(tmp_path / "headless.pth"))
+    assert "all 1000 ImageNet-1k classes" in imagenet_weights_warning("packaged")

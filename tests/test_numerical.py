@@ -7,7 +7,7 @@ from torch import nn
 
 from test_feature_cache import write_cache
 from zsseg.classifier import train_classifier
-from zsseg.config import ClassifierParams, GeneratorParams
+from zsseg.config import ClassifierParams, GeneratorParams, RecursionParams
 from zsseg.errors import NumericalError
 from zsseg.feature_cache import FeatureCache
 from zsseg.generator import FeatureGenerator, generate_features, train_generator
@@ -15,7 +15,15 @@ from zsseg.pseudo_features import extract_pseudo_features
 
 CPU = torch.device("cpu")
 GENERATOR = GeneratorParams(noise_dim=3, hidden_dim=8, dropout=0.0, bandwidths=[2.0, 5.0], steps=3,
-                            learning_rate=0.01, samples_per_class=4, real_features_per_class=20)
+                            learning_rate=0.01, samples_per_class=4, real_features_per_class=20, noise="normal",
+                            init="pytorch")
+
+
+def recursion(threshold, per_class_cap, min_count):
+    return RecursionParams(rounds={1: 0}, threshold=threshold, per_class_cap=per_class_cap, min_count=min_count,
+                           zs_mmd_lambda=1.0, generator_steps=3, mining_pool="unlabelled_images",
+                           weighting="confidence", selection="most_confident", per_image_cap=None,
+                           allow_empty_rounds=True)
 
 
 def small_generator():
@@ -46,7 +54,8 @@ def test_nan_generated_features_name_the_class():
 
 def test_inf_classifier_loss_names_the_epoch():
     features = {0: torch.randn(10, 4), 1: torch.full((10, 4), float("inf"))}
-    params = ClassifierParams(epochs=2, batch_size=8, learning_rate=0.01, generated_per_class=10)
+    params = ClassifierParams(epochs=2, batch_size=8, learning_rate=0.01, generated_per_class=10, sampling="balanced",
+                              unseen_weight=1.0)
     with pytest.raises(NumericalError, match="self_training: classifier epoch 0: loss is nan"):
         train_classifier(features, 2, params, 0, CPU, "self_training")
 
@@ -61,8 +70,8 @@ def nan_classifier():
 def test_nan_logits_stop_pseudo_feature_mining(tmp_path):
     write_cache(tmp_path / "train.h5")
     with pytest.raises(NumericalError, match="round_2: pseudo-features: the previous round's classifier gives NaN"):
-        extract_pseudo_features(FeatureCache(tmp_path / "train.h5"), nan_classifier(), [2], 0.5, 100, 1, 2, CPU,
-                                "round_2")
+        extract_pseudo_features(FeatureCache(tmp_path / "train.h5"), nan_classifier(), [2], recursion(0.5, 100, 1),
+                                2, CPU, 0, "round_2")
 
 
 def test_class_below_min_count_is_skipped_with_its_count(tmp_path):
@@ -72,8 +81,9 @@ def test_class_below_min_count_is_skipped_with_its_count(tmp_path):
         classifier.weight.zero_()
         classifier.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))  # every unlabelled pixel -> class 2, confidently
     cache = FeatureCache(tmp_path / "train.h5")
-    pseudo, stats = extract_pseudo_features(cache, classifier, [2], 0.9, 10_000, 10_000, 2, CPU, "round_1")
-    unlabelled = sum(int((batch.feature_labels == 255).sum()) for batch in cache.batches(2))
+    pseudo, stats = extract_pseudo_features(cache, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0,
+                                            "round_1")
+    unlabelled = sum(int(batch.unlabelled[batch.pixel_images()].sum()) for batch in cache.batches(2))
     assert stats == {"b": {"confident_pixels": unlabelled, "kept": 0, "skipped": True}}
     assert pseudo.features.shape == (0, 4) and not pseudo.by_class()
     # Nothing to feed back: the generator trains on the seen term alone.

@@ -140,8 +140,11 @@ def run_stages(tmp_path, params: dict) -> dict:
 
 
 def crop_training(**overrides) -> dict:
+    # A handful of images and one epoch: whether round 1 finds a confident unseen pixel is chance, and
+    # these runs check the datasets' path through every stage, not the mining.
     return tiny_params(**{"backbone.crop_size": 48, "backbone.batch_size": 4, "classifier.generated_per_class": 20,
-                          "generator.real_features_per_class": 50, **overrides})
+                          "generator.real_features_per_class": 50, "recursion.allow_empty_rounds": True,
+                          **overrides})
 
 
 @pytest.mark.pipeline
@@ -190,3 +193,24 @@ def test_tiny_folder_pipeline_with_mixed_sizes(tmp_path):
     metrics = run_stages(tmp_path, crop_training(**{"dataset.name": "folder", "dataset.root": str(root),
                                                     "dataset.unseen": 1}))
     assert set(metrics["per_class_iou"]) <= {"background", "cat", "dog", "bird"}
+
+
+@pytest.mark.parametrize("name", ["voc", "folder"])
+def test_the_backbone_warns_about_full_imagenet_weights_on_pascal_only(tmp_path, caplog, name):
+    from stages import backbone, prepare
+
+    if name == "voc":
+        write_voc_tree(tmp_path / "source")
+    else:
+        write_folder_dataset(tmp_path / "source", ["background", "cat", "dog"],
+                             {split: {f"{split}{i}": (np.zeros((48, 48, 3), np.uint8), np.eye(48, dtype=np.uint8))
+                                      for i in range(3)} for split in ("train", "val")}, ["dog"])
+    params = write_params(tmp_path / "params.yaml", crop_training(**{
+        "dataset.name": name, "dataset.root": str(tmp_path / "source"), "dataset.unseen": 1,
+        "backbone.weights": "packaged", "backbone.epochs": 1}))
+    prepare.main(["--params", str(params), "--output", str(tmp_path / "dataset")])
+    with caplog.at_level("WARNING"):
+        backbone.main(["--params", str(params), "--dataset", str(tmp_path / "dataset"),
+                       "--output", str(tmp_path / "backbone")])
+    warned = "trained on all 1000 ImageNet-1k classes" in caplog.text
+    assert warned == (name == "voc"), caplog.text

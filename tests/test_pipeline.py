@@ -149,7 +149,9 @@ def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
 
     frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
     assert list(frame.columns) == ["dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
-                                   "unseen_miou", "miou", "hiou"]
+                                   "unseen_miou", "miou", "hiou", "mined_classes"]
+    mined = frame[frame["method"] == "recursive ZS-MMD"]["mined_classes"]
+    assert (mined >= 1).all() and frame[frame["method"] == "ZS3Net"]["mined_classes"].isna().all()
     assert [tuple(row) for row in frame[["k", "method", "round"]].itertuples(index=False)] == [
         (k, result.method.name, result.round) for k in (2, 4) for result in results([1])]
     assert {("ZS3Net", 0), ("ZS5Net", 0), ("recursive ZS-MMD", 1)} <= set(zip(frame["method"], frame["round"]))

@@ -50,8 +50,19 @@ def break_duplicate_class(root):
     return "duplicate class name 'cat'"
 
 
+def break_id_in_train_and_val(root):
+    (root / "val.txt").write_text("val0\ntrain1\n")
+    return "train.txt: id 'train1' is also in val.txt; a split must not share images with another"
+
+
+def break_id_in_train_and_dev(root):
+    (root / "dev.txt").write_text("train0\n")
+    return "train.txt: id 'train0' is also in dev.txt"
+
+
 CASES = [break_missing_file, break_id_without_image, break_id_without_label, break_label_value, break_size,
-         break_empty_split, break_duplicate_id, break_duplicate_class]
+         break_empty_split, break_duplicate_id, break_duplicate_class, break_id_in_train_and_val,
+         break_id_in_train_and_dev]
 
 
 def run_prepare(tmp_path, **overrides):
@@ -95,3 +106,29 @@ def test_corrupt_sbd_mat_is_named(tmp_path, capsys):
     broken.write_bytes(b"MATLAB 5.0 truncated")
     run_prepare(tmp_path, **{"dataset.name": "voc", "dataset.root": str(tmp_path / "voc"), "dataset.unseen": 2})
     assert "2008_000003.mat: unreadable .mat file" in capsys.readouterr().err
+
+
+def test_a_dataset_without_dev_split_gets_one_held_out_of_train(tmp_path):
+    """dataset.dev_fraction of train becomes dev, drawn by dataset.dev_seed, and leaves train."""
+    from conftest import write_folder_dataset
+    from stages import prepare
+    from zsseg.datasets.folder import FolderDataset
+
+    rng = np.random.default_rng(0)
+    items = {f"train{i}": (rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), np.zeros((16, 16), np.uint8))
+             for i in range(20)}
+    root = write_folder_dataset(tmp_path / "dataset", ["background", "cat"],
+                                {"train": items, "val": {"val0": items["train0"]}}, ["cat"])
+    held = {}
+    for seed in (0, 0, 1):
+        params = write_params(tmp_path / "params.yaml", tiny_params(**{
+            "dataset.name": "folder", "dataset.root": str(root), "dataset.unseen": 1, "dataset.dev_fraction": 0.25,
+            "dataset.dev_seed": seed}))
+        output = tmp_path / f"prepared{len(held)}"
+        prepare.main(["--params", str(params), "--output", str(output)])
+        dataset = FolderDataset(output)
+        dev, train = dataset.ids("dev"), dataset.ids("train")
+        assert len(dev) == 5 and len(train) == 15 and not set(dev) & set(train)
+        assert sorted(dev + train) == sorted(items)
+        held.setdefault(seed, []).append(dev)
+    assert held[0][0] == held[0][1] and held[0][0] != held[1][0]

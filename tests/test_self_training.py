@@ -26,21 +26,48 @@ def test_equal_confidences_are_broken_by_position():
     assert mask.tolist() == [True, True, False, False]
 
 
-def test_selection_spans_the_whole_split_and_uses_only_unlabelled_pixels(tmp_path):
-    # Two images of 1x3 feature pixels with 2-d features; a classifier that scores class 2 by x.
-    features = [np.array([[[0.9, 0], [0.2, 0], [0.5, 0]]]), np.array([[[0.8, 0], [0.95, 0], [0.1, 0]]])]
-    feature_labels = [np.array([[255, 255, 1]], np.uint8), np.array([[255, 255, 255]], np.uint8)]
+def write_two_images(path):
+    """Image 0: x = 0.9, 0.2, 0.5 (labelled, so outside the pool by default); image 1: x = 0.8, 0.95, 0.1 and
+    image 2: x = 0.85, 0.45, 0.6 (unlabelled)."""
+    rows = [[0.9, 0.2, 0.5], [0.8, 0.95, 0.1], [0.85, 0.45, 0.6]]
     attributes = {"stride": 8, "feature_dim": 2, "class_names": ["background", "a", "b"], "unseen": [2]}
-    with FeatureCacheWriter(tmp_path / "train.h5", 2, 2, attributes) as writer:
-        for index in range(2):
-            writer.write(f"image{index}", features[index], feature_labels[index], np.zeros((8, 24), np.uint8))
+    with FeatureCacheWriter(path, 3, 2, attributes) as writer:
+        for index, row in enumerate(rows):
+            unlabelled = index > 0
+            labels = np.full((1, 3), 255 if unlabelled else 1, np.uint8)
+            writer.write(f"image{index}", np.array([[[x, 0] for x in row]], np.float32), labels,
+                         np.full((8, 24), labels[0, 0], np.uint8), unlabelled)
     classifier = nn.Linear(2, 3)
     with torch.no_grad():
         classifier.weight.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [20.0, 0.0]]))
         classifier.bias.copy_(torch.tensor([0.0, 0.0, -8.0]))   # class 2 wins where x > 0.4
-    pseudo, stats = self_training_features(FeatureCache(tmp_path / "train.h5"), classifier, [2], percent=50,
-                                           per_class_cap=10, batch_size=1, device=torch.device("cpu"))
-    # Unlabelled pixels predicted as class 2: x = 0.9, 0.8, 0.95 (0.5 is labelled "a"); 50 % of 3 -> 2.
-    assert stats["b"] == {"predicted_pixels": 3, "kept": 2}
-    # The top two are 0.95 and 0.9 (stored as float16), from different images.
-    assert sorted(pseudo[2][:, 0].tolist()) == [np.float16(0.9).item(), np.float16(0.95).item()]
+    return FeatureCache(path), classifier
+
+
+def kept_x(pseudo):
+    return sorted(round(float(x), 2) for x in pseudo[2][:, 0])
+
+
+def test_top_by_image_takes_the_share_in_each_unlabelled_image(tmp_path):
+    cache, classifier = write_two_images(tmp_path / "train.h5")
+    pseudo, stats = self_training_features(cache, classifier, [2], percent=50, selection="top_by_image",
+                                           per_class_cap=10, pool="unlabelled_images", batch_size=1,
+                                           device=torch.device("cpu"))
+    # Predicted as class 2 (x > 0.4): image 1 -> 0.8, 0.95 (50 % of 2 -> 1: 0.95); image 2 -> 0.85, 0.45, 0.6
+    # (ceil(1.5) = 2: 0.85 and 0.6). Image 0 is labelled: outside the pool.
+    assert stats["b"] == {"predicted_pixels": 5, "kept": 3}
+    assert kept_x(pseudo) == [0.6, 0.85, 0.95]
+
+
+def test_top_over_split_ranks_every_pixel_of_the_pool_together(tmp_path):
+    cache, classifier = write_two_images(tmp_path / "train.h5")
+    pseudo, stats = self_training_features(cache, classifier, [2], percent=50, selection="top_over_split",
+                                           per_class_cap=10, pool="unlabelled_images", batch_size=2,
+                                           device=torch.device("cpu"))
+    assert stats["b"] == {"predicted_pixels": 5, "kept": 3}              # ceil(2.5)
+    assert kept_x(pseudo) == [0.8, 0.85, 0.95]
+    everything, stats = self_training_features(cache, classifier, [2], percent=50, selection="top_over_split",
+                                               per_class_cap=2, pool="all_images", batch_size=2,
+                                               device=torch.device("cpu"))
+    assert stats["b"] == {"predicted_pixels": 7, "kept": 2}              # ceil(3.5) = 4, capped at 2
+    assert kept_x(everything) == [0.9, 0.95]

@@ -19,13 +19,13 @@ from zsseg.runtime import mixed_precision, torch_generator
 
 
 def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Callable[[str], None]) -> list[str]:
-    """Training images without any unseen pixel (the ZS3Net protocol); warns about seen classes left empty."""
-    unseen = np.asarray(class_split.unseen)
+    """The labelled training images, those without any unseen pixel (the ZS3Net protocol); warns about seen
+    classes left without a pixel."""
     kept, pixel_counts = [], np.zeros(256, dtype=np.int64)
     ids = dataset.ids("train")
     for image_id in tqdm(ids, desc="select train", unit="img", leave=False):
         label = dataset.load_label(image_id)
-        if np.isin(label, unseen).any():
+        if class_split.is_unlabelled(label):
             continue
         kept.append(image_id)
         pixel_counts += np.bincount(label.reshape(-1), minlength=256)

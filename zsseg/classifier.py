@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -30,9 +31,10 @@ FixedRows = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 
 def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params: ClassifierParams, seed: int,
-                     device: torch.device, stage: str,
+                     device: torch.device, stage: str, unseen: Sequence[int] = (),
                      fixed_rows: FixedRows | None = None) -> tuple[nn.Linear, list[dict]]:
-    """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features.
+    """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features,
+    with cross-entropy weight ``classifier.unseen_weight`` on the ``unseen`` classes (ZS3Net: 100).
 
     ``fixed_rows`` maps classes to a (weight, bias) row that is kept as it is: only the other rows
     learn, so adding a class moves pixels to it and nowhere else.
@@ -51,13 +53,15 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
         classifier.weight.register_hook(lambda gradient: gradient * learns)
         classifier.bias.register_hook(lambda gradient: gradient * learns[:, 0])
     optimiser = torch.optim.Adam(classifier.parameters(), lr=params.learning_rate)
+    class_weights = torch.ones(num_classes, device=device)
+    class_weights[list(unseen)] = params.unseen_weight
     log = []
     for epoch in tqdm(range(params.epochs), desc=f"{stage} classifier", unit="epoch", leave=False):
         order = torch.randperm(inputs.shape[0], generator=rng)
         total = 0.0
         for start in range(0, inputs.shape[0], params.batch_size):
             index = order[start:start + params.batch_size]
-            loss = F.cross_entropy(classifier(inputs[index].to(device)), targets[index].to(device))
+            loss = F.cross_entropy(classifier(inputs[index].to(device)), targets[index].to(device), class_weights)
             if not torch.isfinite(loss):
                 raise NumericalError(f"{stage}: classifier epoch {epoch}: loss is {loss.item()}")
             optimiser.zero_grad()

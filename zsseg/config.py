@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -39,6 +39,8 @@ class DatasetParams:
     name: str
     root: str
     unseen: int | list[str]
+    dev_fraction: float
+    dev_seed: int
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class DemoParams:
     min_objects: int
     max_objects: int
     seed: int
+    dev_images: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class GeneratorParams:
     learning_rate: float
     samples_per_class: int
     real_features_per_class: int
+    noise: Literal["normal", "uniform"]
+    init: Literal["pytorch", "xavier"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class ClassifierParams:
     batch_size: int
     learning_rate: float
     generated_per_class: int
+    sampling: Literal["balanced", "natural"]
+    unseen_weight: float
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,11 @@ class RecursionParams:
     min_count: int
     zs_mmd_lambda: float
     generator_steps: int
+    mining_pool: Literal["unlabelled_images", "all_images"]
+    weighting: Literal["confidence", "rescaled", "uniform"]
+    selection: Literal["most_confident", "random_above_threshold"]
+    per_image_cap: int | None
+    allow_empty_rounds: bool
 
     def all_rounds(self) -> list[int]:
         """Round 0 (plain ZS3Net) followed by the recursive rounds in order."""
@@ -122,6 +134,7 @@ class RecursionParams:
 class SelfTrainingParams:
     top_percent: float
     per_class_cap: int
+    selection: Literal["top_by_image", "top_over_split"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,7 @@ class TableParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
+    absent_classes: Literal["skip", "zero"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,11 @@ def _type_name(annotation: Any) -> str:
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        options = typing.get_args(annotation)
+        if value not in options:
+            raise ParamsError(f"params.yaml: {key} = {value!r}: expected one of {', '.join(map(str, options))}")
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
@@ -306,6 +325,19 @@ def _check_ranges(params: Params) -> None:
     _require(0 < params.self_training.top_percent <= 100, "self_training.top_percent",
              params.self_training.top_percent, "a percentage in (0, 100]")
     _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
+    _require(recursion.per_class_cap >= recursion.min_count, "recursion.per_class_cap", recursion.per_class_cap,
+             f"an integer >= recursion.min_count ({recursion.min_count}): a class is kept when it has min_count "
+             f"pseudo-features after the cap")
+    _require(recursion.per_image_cap is None or recursion.per_image_cap >= 1, "recursion.per_image_cap",
+             recursion.per_image_cap, "null or an integer >= 1")
+    _require(recursion.weighting != "rescaled" or recursion.threshold < 1, "recursion.weighting",
+             recursion.weighting, "confidence or uniform when recursion.threshold is 1 (rescaled divides by 1 - "
+             "threshold)")
+    _require(params.classifier.unseen_weight > 0, "classifier.unseen_weight", params.classifier.unseen_weight,
+             "a number > 0")
+    _require(0 <= params.dataset.dev_fraction < 1, "dataset.dev_fraction", params.dataset.dev_fraction,
+             "a share in [0, 1) of the training images held out as the dev split")
+    _require(params.demo.dev_images >= 0, "demo.dev_images", params.demo.dev_images, "an integer >= 0")
 
 
 def choose(registry: Mapping[str, T], key: str, value: str) -> T:

@@ -1,15 +1,22 @@
-"""The confusion matrix of a classifier over a whole cached split, streamed batch by batch."""
+"""Evaluation on a cached split, streamed batch by batch: a classifier's confusion matrix, and the metrics
+of every result of every method of a run."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from zsseg.classifier import LOG_FILE, load_classifier
 from zsseg.dense_prediction import predict
 from zsseg.feature_cache import FeatureCache
-from zsseg.metrics import confusion_matrix
+from zsseg.methods import Result, results
+from zsseg.metrics import confusion_matrix, segmentation_metrics
 
 
 def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: int,
@@ -21,3 +28,17 @@ def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: 
         for label, prediction in zip(batch.labels, predict(batch, classifier, device)):
             confusion += confusion_matrix(label, prediction, num_classes)
     return confusion
+
+
+def evaluate_run(cache: FeatureCache, run: Path, rounds: list[int], batch_size: int, absent_classes: str,
+                 device: torch.device) -> Iterator[tuple[Result, dict, np.ndarray]]:
+    """Every result of every method in the run directory ``run``: its metrics and confusion matrix on the
+    split of ``cache``. A recursive round's metrics also record how many unseen classes it mined."""
+    for result in results(rounds):
+        directory = run / result.directory
+        confusion = evaluate_classifier(cache, load_classifier(directory), batch_size, device)
+        metrics = segmentation_metrics(confusion, cache.class_names, cache.unseen, absent_classes)
+        log = json.loads((directory / LOG_FILE).read_text())
+        if "mined_classes" in log:
+            metrics["mined_classes"] = log["mined_classes"]
+        yield result, metrics, confusion

@@ -10,13 +10,14 @@ stored flat, image after image, and located through offsets. Schema (``SCHEMA_VE
 - ``labels``          (L,) uint8: full-resolution labels (255 = ignore), for evaluation, located by
   ``label_offsets``;
 - ``feature_offsets``, ``label_offsets`` (N+1,) int64 and ``feature_shapes``, ``label_shapes`` (N, 2) int32;
-- ``ids``             (N,) UTF-8 strings: image ids.
+- ``ids``             (N,) UTF-8 strings: image ids;
+- ``unlabelled``      (N,) bool: the image holds an unseen pixel (train only; false elsewhere). Such an
+  image's ``feature_labels`` and ``labels`` are all 255: nothing of its ground truth is cached.
 
 ``features`` is chunked by the pixel count of the first image, so a split of equal-size images has
 exactly one image per chunk. Attributes: ``schema_version``, ``split``, ``stride``, ``feature_dim``,
 ``class_names`` and ``unseen`` (JSON), ``label_purity``, ``backbone``, ``params_hash`` (of the params
-that made it), ``unseen_labels`` (``"ignored"`` in the train cache, where every unseen label is 255,
-``"kept"`` in val).
+that made it) and ``labels`` (``"labelled images only"`` in the train cache, ``"all"`` elsewhere).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from zsseg.errors import InputError
 from zsseg.labels import IGNORE_INDEX
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The params that make a cache: stored as its params_hash, which every reader checks.
 CACHE_PARAMS = ("seed", "dataset", "backbone", "features")
 
@@ -72,6 +73,7 @@ class FeatureCacheWriter:
         self.count, self.feature_dim, self.written = count, feature_dim, 0
         self.feature_offsets, self.label_offsets = [0], [0]
         self.pending: dict[str, list[np.ndarray]] = {"features": [], "feature_labels": [], "labels": []}
+        self.unlabelled = np.zeros(count, dtype=bool)
         self.chunk_rows: dict[str, int] = {}
         self.file = h5py.File(path, "w")
         try:
@@ -99,8 +101,9 @@ class FeatureCacheWriter:
             dataset[start:] = values
             parts.clear()
 
-    def write(self, image_id: str, features: np.ndarray, feature_labels: np.ndarray, labels: np.ndarray) -> None:
-        """features (h, w, D), feature_labels (h, w) and labels (H, W) of the next image."""
+    def write(self, image_id: str, features: np.ndarray, feature_labels: np.ndarray, labels: np.ndarray,
+              unlabelled: bool = False) -> None:
+        """features (h, w, D), feature_labels (h, w) and labels (H, W) of the next image, and its bit."""
         if self.written >= self.count:
             raise ValueError(f"{self.file.filename}: more than the {self.count} images announced")
         if not np.isfinite(features).all():
@@ -115,6 +118,7 @@ class FeatureCacheWriter:
         self.file["ids"][self.written] = image_id
         self.file["feature_shapes"][self.written] = features.shape[:2]
         self.file["label_shapes"][self.written] = labels.shape
+        self.unlabelled[self.written] = unlabelled
         self.written += 1
         if len(self.pending["features"]) >= self.FLUSH_IMAGES:
             self._flush()
@@ -130,6 +134,7 @@ class FeatureCacheWriter:
                     raise ValueError(f"{self.file.filename}: {self.written} images written, {self.count} announced")
                 self.file.create_dataset("feature_offsets", data=np.asarray(self.feature_offsets, dtype=np.int64))
                 self.file.create_dataset("label_offsets", data=np.asarray(self.label_offsets, dtype=np.int64))
+                self.file.create_dataset("unlabelled", data=self.unlabelled)
         finally:
             self.file.close()
 
@@ -141,6 +146,12 @@ class CacheBatch:
     feature_labels: torch.Tensor           # (P,) uint8
     feature_shapes: list[tuple[int, int]]  # (h, w) of each image's feature map
     labels: list[torch.Tensor]             # (H, W) uint8 per image, full resolution
+    unlabelled: torch.Tensor               # (B,) bool: the image holds an unseen pixel (train)
+
+    def pixel_images(self) -> torch.Tensor:
+        """(P,) int64: the index in the batch of the image each feature pixel belongs to."""
+        sizes = torch.tensor([h * w for h, w in self.feature_shapes])
+        return torch.repeat_interleave(torch.arange(len(sizes)), sizes)
 
     def image_features(self) -> list[torch.Tensor]:
         """The features of each image as an (h, w, D) tensor."""
@@ -164,6 +175,7 @@ class FeatureCache:
             self.label_offsets = handle["label_offsets"][:]
             self.feature_shapes = [tuple(int(v) for v in shape) for shape in handle["feature_shapes"][:]]
             self.label_shapes = [tuple(int(v) for v in shape) for shape in handle["label_shapes"][:]]
+            self.unlabelled = torch.from_numpy(handle["unlabelled"][:].astype(bool))
         if expected_params_hash is not None and attrs.get("params_hash") != expected_params_hash:
             raise CacheError(f"{self.path}: made by other params (hash {attrs.get('params_hash')}, current "
                              f"{expected_params_hash}); rebuild it with `dvc repro features`")
@@ -191,6 +203,7 @@ class FeatureCache:
                     feature_shapes=self.feature_shapes[start:stop],
                     labels=[torch.from_numpy(flat_labels[bounds[i]:bounds[i + 1]].reshape(self.label_shapes[start + i]))
                             for i in range(stop - start)],
+                    unlabelled=self.unlabelled[start:stop],
                 )
 
 

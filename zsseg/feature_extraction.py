@@ -17,18 +17,22 @@ from zsseg.runtime import mixed_precision
 
 
 class _SplitImages(Dataset):
-    def __init__(self, dataset: FolderDataset, ids: list[str], label_map: np.ndarray | None) -> None:
-        self.dataset, self.ids, self.label_map = dataset, ids, label_map
+    """(id, image, label, unlabelled) of a split; with ``training``, the label a training stage may see."""
+
+    def __init__(self, dataset: FolderDataset, ids: list[str], training: ClassSplit | None) -> None:
+        self.dataset, self.ids, self.training = dataset, ids, training
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray, bool]:
         image, label = self.dataset.load(self.ids[index])
-        return self.ids[index], image, label if self.label_map is None else self.label_map[label]
+        if self.training is None:
+            return self.ids[index], image, label, False
+        return self.ids[index], image, *self.training.training_label(label)
 
 
-def _same_size_runs(items: list[tuple[str, np.ndarray, np.ndarray]]) -> Iterator[list]:
+def _same_size_runs(items: list[tuple]) -> Iterator[list]:
     run: list = []
     for item in items:
         if run and item[1].shape != run[0][1].shape:
@@ -57,22 +61,23 @@ def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, sp
                         attributes: dict, workers: int = 0, use_mixed_precision: bool = True) -> None:
     """Run the frozen network over a split, every image at its own size, and cache features and labels.
 
-    In the train split every unseen label becomes 255 *before* anything is written, so no later
-    stage can learn which unseen class a pixel belongs to. Images of equal size share a batch.
+    In the train split an image with any unseen pixel is unlabelled (``ClassSplit.training_label``):
+    its labels become 255 *before* anything is written, so no later stage sees any label of it, only
+    its bit. Images of equal size share a batch.
     """
     network = network.to(device).eval()
     ids = dataset.ids(split)
-    hide_unseen = split == "train"
+    training = split == "train"
     attributes = {**attributes, "split": split, "stride": network.stride, "feature_dim": network.feature_dim,
                   "class_names": list(class_split.names), "unseen": list(class_split.unseen),
-                  "label_purity": label_purity, "unseen_labels": "ignored" if hide_unseen else "kept"}
-    loader = DataLoader(_SplitImages(dataset, ids, class_split.unseen_to_ignore_map() if hide_unseen else None),
-                        batch_size=batch_size, num_workers=workers, collate_fn=list)
+                  "label_purity": label_purity, "labels": "labelled images only" if training else "all"}
+    loader = DataLoader(_SplitImages(dataset, ids, class_split if training else None), batch_size=batch_size,
+                        num_workers=workers, collate_fn=list)
     with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
         for items in tqdm(loader, desc=f"features {split}", unit="batch"):
             for run in _same_size_runs(items):
-                features = network_features(network, [image for _, image, _ in run], device, use_mixed_precision)
-                for (image_id, _, label), image_features in zip(run, features):
+                features = network_features(network, [item[1] for item in run], device, use_mixed_precision)
+                for (image_id, _, label, unlabelled), image_features in zip(run, features):
                     shape = image_features.shape[:2]
                     writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),
-                                 label)
+                                 label, unlabelled)

@@ -4,7 +4,7 @@ sampling from it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -19,36 +19,57 @@ from zsseg.runtime import torch_generator
 
 GENERATOR_FILE = "generator.pt"
 
+# generator.noise: the noise concatenated to a class embedding, (count, dim) from a seeded generator.
+NOISES: dict[str, Callable[[int, int, torch.Generator], torch.Tensor]] = {
+    "normal": lambda count, dim, rng: torch.randn(count, dim, generator=rng),
+    "uniform": lambda count, dim, rng: torch.rand(count, dim, generator=rng),
+}
+
+
+def _xavier(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.constant_(module.bias, 0.01)
+
+
+# generator.init: how the Linear layers start (torch's default, or ZS3Net's Xavier-uniform with biases 0.01).
+INITS: dict[str, Callable[[nn.Module], None]] = {"pytorch": lambda module: None, "xavier": _xavier}
+
 
 class FeatureGenerator(nn.Module):
-    """Linear -> LeakyReLU(0.2) -> Dropout -> Linear, as in ZS3Net."""
+    """Linear -> LeakyReLU(0.2) -> Dropout -> Linear, as in ZS3Net. It keeps its noise distribution,
+    so that a saved generator samples as it was trained."""
 
     def __init__(self, embedding_dim: int, noise_dim: int, hidden_dim: int, feature_dim: int,
-                 dropout: float) -> None:
+                 dropout: float, noise: str = "normal", init: str = "pytorch") -> None:
         super().__init__()
         self.embedding_dim, self.noise_dim = embedding_dim, noise_dim
-        self.hidden_dim, self.feature_dim, self.dropout = hidden_dim, feature_dim, dropout
+        self.hidden_dim, self.feature_dim, self.dropout, self.noise = hidden_dim, feature_dim, dropout, noise
         self.layers = nn.Sequential(
             nn.Linear(embedding_dim + noise_dim, hidden_dim),
             nn.LeakyReLU(0.2),
             nn.Dropout(dropout),
             nn.Linear(hidden_dim, feature_dim),
         )
+        self.layers.apply(INITS[init])
 
     def forward(self, embeddings: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.layers(torch.cat([embeddings, noise], dim=1))
 
+    def sample_noise(self, count: int, rng: torch.Generator) -> torch.Tensor:
+        return NOISES[self.noise](count, self.noise_dim, rng)
+
     def config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "noise_dim": self.noise_dim, "hidden_dim": self.hidden_dim,
-                "feature_dim": self.feature_dim, "dropout": self.dropout}
+                "feature_dim": self.feature_dim, "dropout": self.dropout, "noise": self.noise}
 
 
 def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real: dict[int, torch.Tensor],
                     params: GeneratorParams, steps: int, seed: int, device: torch.device, stage: str,
                     pseudo: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
                     zs_mmd_lambda: float = 0.0) -> list[dict]:
-    """Train with the mean per-class MMD on seen classes, plus ``zs_mmd_lambda`` times the mean
-    confidence-weighted MMD on the pseudo-labelled unseen classes (ZS-MMD) when ``pseudo`` is given."""
+    """Train with the mean per-class MMD on seen classes, plus ``zs_mmd_lambda`` times the mean weighted
+    MMD on the pseudo-labelled unseen classes (ZS-MMD) when ``pseudo`` ({class: (features, weights)}) is given."""
     generator = generator.to(device).train()
     optimiser = torch.optim.Adam(generator.parameters(), lr=params.learning_rate)
     rng = torch_generator(seed)
@@ -62,7 +83,7 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
         seen_targets = torch.stack([real[c][torch.randint(real[c].shape[0], (n,), generator=rng)]
                                     for c in seen_classes]).to(device)
         pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
-        noise = torch.randn(class_ids.numel() * n, generator.noise_dim, generator=rng).to(device)
+        noise = generator.sample_noise(class_ids.numel() * n, rng).to(device)
         generated = generator(class_embeddings, noise).reshape(class_ids.numel(), n, -1)
         seen_terms = mmd_loss(generated[:len(seen_classes)], seen_targets, params.bandwidths)
         terms = {"seen": seen_terms}
@@ -101,7 +122,7 @@ def generate_features(generator: FeatureGenerator, embeddings: torch.Tensor, cla
     torch.manual_seed(seed)
     generated = {}
     for c in classes:
-        noise = torch.randn(count, generator.noise_dim, generator=rng).to(device)
+        noise = generator.sample_noise(count, rng).to(device)
         features = generator(embeddings[c].to(device).expand(count, -1), noise).cpu()
         if not torch.isfinite(features).all():
             raise NumericalError(f"{stage}: generated features of class {c} contain NaN or Inf")

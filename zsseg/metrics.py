@@ -1,8 +1,10 @@
 """Generalised zero-shot segmentation metrics from a confusion matrix.
 
-Rows are ground truth, columns are predictions. A class that never occurs in the ground truth and is
-never predicted has an undefined IoU (NaN) and is left out of every mean; one that is predicted but
-absent from the ground truth has IoU 0 and counts, as in the ZS3Net evaluator.
+Rows are ground truth, columns are predictions. A class that is predicted but absent from the ground
+truth has IoU 0 and counts in the means. A class that is absent from the ground truth and never predicted
+has an undefined IoU (0/0) and accuracy: ``evaluate.absent_classes`` decides. ``skip`` (our default)
+leaves it out of every mean and reports it as null; ``zero`` counts it as 0, as ZS3Net's evaluator does
+(``np.nan_to_num`` before its means), which lowers the means of a val set that lacks a class.
 """
 
 from __future__ import annotations
@@ -58,13 +60,18 @@ def _group_pixel_accuracy(confusion: np.ndarray, classes: Sequence[int]) -> floa
     return float(np.diag(confusion)[classes].sum() / support) if support else float("nan")
 
 
-def segmentation_metrics(confusion: np.ndarray, class_names: Sequence[str], unseen: Sequence[int]) -> dict:
+# evaluate.absent_classes: what an undefined per-class IoU or accuracy (a class absent and never predicted) becomes.
+ABSENT_CLASSES = {"skip": lambda values: values, "zero": np.nan_to_num}
+
+
+def segmentation_metrics(confusion: np.ndarray, class_names: Sequence[str], unseen: Sequence[int],
+                         absent_classes: str = "skip") -> dict:
     """Flat metrics in percent (``pixel_acc, mean_acc, miou, seen_miou, unseen_miou, hiou`` and the
     seen/unseen pixel and mean accuracies), plus ``per_class_iou`` as {name: percent or None}."""
     unseen = sorted(set(unseen))
     seen = [c for c in range(len(class_names)) if c not in unseen]
-    iou = per_class_iou(confusion)
-    accuracy = per_class_accuracy(confusion)
+    iou = ABSENT_CLASSES[absent_classes](per_class_iou(confusion))
+    accuracy = ABSENT_CLASSES[absent_classes](per_class_accuracy(confusion))
     total = confusion.sum()
     seen_miou, unseen_miou = _nanmean(iou[seen]), _nanmean(iou[unseen])
     values = {

@@ -307,6 +307,36 @@ def check_backbone_params(backbone: BackboneParams) -> Architecture:
     return architecture
 
 
+# ImageNet-1k includes ox, moped, airliner, tabby cat, studio couch, television, water bottle...: most of
+# Pascal's unseen classes. ZS3Net starts from weights trained without them, and publishes them.
+IMAGENET_1K_CLASSES = 1000
+ZS3NET_WEIGHTS = {"voc": "resnet_backbone_pretrained_imagenet_wo_pascalvoc.pth.tar",
+                  "context": "resnet_backbone_pretrained_imagenet_wo_pascalcontext.pth.tar"}
+
+
+def weights_of(backbone: BackboneParams) -> str | None:
+    """What the encoder starts from: None (random init, or a ZS3Net checkpoint loaded over it), "packaged" or
+    the path of an ImageNet state dict."""
+    return None if backbone.weights == "none" or backbone.checkpoint else backbone.weights
+
+
+def imagenet_weights_warning(weights: str) -> str | None:
+    """Why ImageNet weights (``packaged`` or a file) may have seen a Pascal dataset's unseen classes, or None.
+
+    A classifier layer (``fc``) with all 1000 ImageNet-1k classes says so; without one, it cannot be told.
+    The packaged EfficientNet-Lite0 weights are ImageNet-1k's.
+    """
+    classes = None if weights == "packaged" else _read_state_dict(weights).get("fc.weight")
+    if classes is not None and classes.shape[0] < IMAGENET_1K_CLASSES:
+        return None
+    what = ("were trained on all 1000 ImageNet-1k classes" if weights == "packaged" or classes is not None
+            else "have no classifier layer, so which ImageNet classes they saw cannot be told")
+    return (f"backbone.weights = {weights!r}: these weights {what}. ImageNet-1k holds most of Pascal's unseen "
+            f"classes (ox, moped, airliner, tabby cat, studio couch, television, water bottle, ...), so the "
+            f"backbone may already know them and the numbers are not comparable with ZS3Net's, which start from "
+            f"ImageNet weights without the Pascal classes ({' or '.join(ZS3NET_WEIGHTS.values())})")
+
+
 def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a file: bare, or under "state_dict" / "model", DataParallel's "module." stripped."""
     if not Path(path).is_file():

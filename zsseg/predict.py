@@ -167,7 +167,7 @@ def build_classifier(run: TrainedRun, names: list[str], params: Params, device: 
     log(f"fitting {'every row' if refit else f'rows for {len(new)} new name(s): {new}'} on real features of "
         f"{len(features) - len(others)} seen and generated features of {len(others)} other classes")
     classifier, _ = train_classifier(features, len(names), params.classifier, derive_seed(params.seed, PREDICT_KEY, 3),
-                                     device, "predict", fixed)
+                                     device, "predict", others, fixed)
     return classifier
 
 

@@ -20,7 +20,9 @@ from zsseg.feature_cache import FeatureCache  # noqa: E402
 from zsseg.methods import METHODS, final_results, results, round_curve  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
-SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou")
+SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "mined_classes")
+# Counts, not percentages: printed as integers.
+INTEGER_COLUMNS = ("k", "round", "mined_classes")
 
 
 def _metrics(metrics_directory: str | Path, name: str) -> dict:
@@ -29,7 +31,7 @@ def _metrics(metrics_directory: str | Path, name: str) -> dict:
 
 def summary_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
     """One row per round of the round curve (round 0, then the recursive rounds)."""
-    rows = [{"round": result.round, **{key: _metrics(metrics_directory, result.metrics)[key]
+    rows = [{"round": result.round, **{key: _metrics(metrics_directory, result.metrics).get(key)
                                        for key in SUMMARY_COLUMNS[1:]}} for result in round_curve(list(rounds))]
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
@@ -37,19 +39,23 @@ def summary_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.Da
 def methods_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
     """One row per method; a per-round method by its last round."""
     rows = [{"method": result.method.name, "round": result.round,
-             **{key: _metrics(metrics_directory, result.metrics)[key] for key in SUMMARY_COLUMNS[1:]}}
+             **{key: _metrics(metrics_directory, result.metrics).get(key) for key in SUMMARY_COLUMNS[1:]}}
             for result in final_results(list(rounds))]
     return pd.DataFrame(rows, columns=["method", *SUMMARY_COLUMNS])
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" if column == "method" else "---:" for column in frame.columns) + "|"
-    lines = [header, rule]
-    for _, row in frame.iterrows():
-        cells = [str(row[column]) if column == "method" else str(int(row[column])) if column == "round"
-                 else "n/a" if pd.isna(row[column]) else f"{row[column]:.2f}" for column in frame.columns]
-        lines.append("| " + " | ".join(cells) + " |")
+def _cell(value: object, column: str) -> str:
+    if column == "method":
+        return str(value)
+    if pd.isna(value):
+        return "n/a"
+    return str(int(value)) if column in INTEGER_COLUMNS else f"{value:.2f}"
+
+
+def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    columns = list(columns or frame.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if c == "method" else "---:" for c in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row[c], c) for c in columns) + " |" for _, row in frame.iterrows()]
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +119,7 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
 
 
 TABLE_COLUMNS = ("dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou", "miou",
-                 "hiou")
+                 "hiou", "mined_classes")
 
 
 def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int],
@@ -125,7 +131,7 @@ def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int]
         for result in results(list(rounds)):
             metrics = _metrics(metrics_directory, result.metrics)
             rows.append({"dataset": dataset, "k": k, "method": result.method.name, "round": result.round,
-                         **{key: metrics[key] for key in TABLE_COLUMNS[4:]}})
+                         **{key: metrics.get(key) for key in TABLE_COLUMNS[4:]}})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -138,13 +144,8 @@ def final_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def grid_markdown(table: pd.DataFrame) -> str:
-    columns = ["k", "method", "round", "pixel_acc", "seen_miou", "unseen_miou", "miou", "hiou"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if c == "method" else "---:" for c in columns) + "|"]
-    for _, row in table.iterrows():
-        cells = [str(row[c]) if c in ("k", "method", "round") else
-                 "n/a" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(table, ["k", "method", "round", "pixel_acc", "seen_miou", "unseen_miou", "miou", "hiou",
+                                  "mined_classes"])
 
 
 def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:

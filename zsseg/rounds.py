@@ -18,9 +18,9 @@ from zsseg.classifier import load_classifier, save_classifier, train_classifier
 from zsseg.config import Params
 from zsseg.feature_cache import FeatureCache
 from zsseg.generator import FeatureGenerator, generate_features, load_generator, save_generator, train_generator
-from zsseg.pseudo_features import PSEUDO_FEATURES_FILE, PseudoFeatures, extract_pseudo_features
+from zsseg.pseudo_features import PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures, extract_pseudo_features
 from zsseg.runtime import derive_seed
-from zsseg.sampling import seen_class_features
+from zsseg.sampling import classifier_seen_features, seen_class_features
 
 
 @dataclass
@@ -45,8 +45,8 @@ def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: tor
                     device: torch.device, stage: str) -> tuple[nn.Linear, list[dict]]:
     generated = generate_features(generator, embeddings, cache.unseen, params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, round_index), device, stage)
-    return train_classifier({**real, **generated}, len(cache.class_names), params.classifier,
-                            derive_seed(params.seed, 4, round_index), device, stage)
+    return train_classifier({**classifier_seen_features(params, cache, real), **generated}, len(cache.class_names),
+                            params.classifier, derive_seed(params.seed, 4, round_index), device, stage, cache.unseen)
 
 
 def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tensor, device: torch.device,
@@ -56,7 +56,8 @@ def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tens
     real = seen_class_features(params, cache, log)
     torch.manual_seed(derive_seed(params.seed, 2, 0))
     generator = FeatureGenerator(embeddings.shape[1], params.generator.noise_dim, params.generator.hidden_dim,
-                                 cache.feature_dim, params.generator.dropout)
+                                 cache.feature_dim, params.generator.dropout, params.generator.noise,
+                                 params.generator.init)
     generator_log = train_generator(generator, embeddings, real, params.generator, params.generator.steps,
                                     derive_seed(params.seed, 2, 0), device, stage)
     classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, 0, device, stage)
@@ -69,14 +70,20 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``."""
     stage = f"round_{round_index}"
     recursion = params.recursion
-    pseudo, counts = extract_pseudo_features(cache, load_classifier(previous), cache.unseen, recursion.threshold,
-                                             recursion.per_class_cap, recursion.min_count,
-                                             params.evaluate.batch_size, device, stage)
+    pseudo, counts = extract_pseudo_features(cache, load_classifier(previous), cache.unseen, recursion,
+                                             params.evaluate.batch_size, device,
+                                             derive_seed(params.seed, 6, round_index), stage)
     for name, count in counts.items():
         if count["skipped"]:
             log(f"{name}: {count['confident_pixels']} confident pixels < min_count {recursion.min_count}; skipped")
         else:
             log(f"{name}: {count['kept']} pseudo-features (of {count['confident_pixels']} confident pixels)")
+    mined = sum(not count["skipped"] for count in counts.values())
+    if mined == 0 and not recursion.allow_empty_rounds:
+        raise NothingMinedError(f"{stage}: no unseen class has min_count = {recursion.min_count} pseudo-features "
+                                f"with confidence >= {recursion.threshold} in the mining pool: the round would "
+                                f"be seen-only training, not ZS-MMD. Lower recursion.threshold or "
+                                f"recursion.min_count, or set recursion.allow_empty_rounds: true")
     real = seen_class_features(params, cache, log)
     generator = load_generator(previous, embeddings)
     generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,
@@ -84,8 +91,10 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                     pseudo=pseudo.by_class(), zs_mmd_lambda=recursion.zs_mmd_lambda)
     classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, round_index, device,
                                                  stage)
-    attributes = {"round": round_index, "threshold": recursion.threshold, "per_class_cap": recursion.per_class_cap,
-                  "min_count": recursion.min_count, "class_names": json.dumps(cache.class_names)}
+    attributes = {"round": round_index, "class_names": json.dumps(cache.class_names),
+                  **{key: json.dumps(getattr(recursion, key)) for key in (
+                      "threshold", "per_class_cap", "min_count", "mining_pool", "weighting", "selection",
+                      "per_image_cap")}}
     return RoundResult(generator.cpu(), classifier,
-                       {"pseudo_features": counts, "generator": generator_log, "classifier": classifier_log},
-                       pseudo, attributes)
+                       {"mined_classes": mined, "pseudo_features": counts, "generator": generator_log,
+                        "classifier": classifier_log}, pseudo, attributes)

@@ -3,7 +3,6 @@ pixels, the most confident share per unseen class is kept, and the classifier is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,47 +13,53 @@ from zsseg.classifier import load_classifier, train_classifier
 from zsseg.config import Params
 from zsseg.feature_cache import FeatureCache
 from zsseg.generator import generate_features, load_generator
-from zsseg.pseudo_features import score_unlabelled_pixels, unlabelled_pixels
+from zsseg.pseudo_features import MINING_POOLS, first_per_group, score_pool
 from zsseg.runtime import derive_seed
-from zsseg.sampling import seen_class_features
+from zsseg.sampling import classifier_seen_features, seen_class_features
 
 # The seed key of the self-training stage: it must not share generated features with any round.
 SELF_TRAINING_KEY = 1_000_000
 
 
-def top_percent_mask(confidences: torch.Tensor, predicted: torch.Tensor, classes: Sequence[int],
-                     percent: float) -> torch.Tensor:
-    """ZS5Net's selection: per class c, the ceil(percent % of n_c) most confident of the n_c pixels
-    predicted as c. Equal confidences are broken by position, earlier first, so the count is exact."""
+def top_percent_mask(confidences: torch.Tensor, predicted: torch.Tensor, classes: Sequence[int], percent: float,
+                     groups: torch.Tensor | None = None) -> torch.Tensor:
+    """ZS5Net's selection: per class c (and per group, an image with ``top_by_image``), the
+    ceil(percent % of n) most confident of the n pixels predicted as c. Equal confidences are broken by
+    position, earlier first, so the count is exact."""
+    groups = torch.zeros_like(predicted) if groups is None else groups
     selected = torch.zeros(confidences.shape[0], dtype=torch.bool)
     for c in classes:
-        candidates = torch.nonzero(predicted == c).reshape(-1)
-        keep = math.ceil(percent / 100.0 * candidates.numel())
-        if keep == 0:
-            continue
-        order = torch.argsort(-confidences[candidates], stable=True)[:keep]
-        selected[candidates[order]] = True
+        selected |= first_per_group(groups, -confidences, predicted == c,
+                                    lambda size: torch.ceil(size.double() * (percent / 100.0)).long())
     return selected
+
+
+# self_training.selection: the groups within which the top share is taken, from each pixel's image.
+SELF_TRAINING_SELECTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "top_by_image": lambda images: images,
+    "top_over_split": lambda images: torch.zeros_like(images),
+}
 
 
 @torch.no_grad()
 def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: Sequence[int], percent: float,
-                           per_class_cap: int, batch_size: int,
+                           selection: str, per_class_cap: int, pool: str, batch_size: int,
                            device: torch.device) -> tuple[dict[int, torch.Tensor], dict[str, dict]]:
-    """ZS5Net's pseudo-labels on the unlabelled (255) training pixels, in two streamed passes.
+    """ZS5Net's pseudo-labels on the mining pool (``recursion.mining_pool``), in two streamed passes.
 
-    Pass one scores every unlabelled pixel; the top ``percent`` % of the pixels predicted as each
-    unseen class are selected over the whole split. Pass two collects their features (at most
-    ``per_class_cap`` per class, the most confident first).
+    Pass one scores every pixel of the pool; the top ``percent`` % of the pixels predicted as each
+    unseen class are selected in each image, or over the whole split (``selection``). Pass two
+    collects their features (at most ``per_class_cap`` per class, the most confident first).
     """
-    confidences, predicted = [], []
-    for _, _, confidence, top in score_unlabelled_pixels(cache, classifier, batch_size, device,
-                                                         "self_training: round 0's classifier"):
-        confidences.append(confidence)
-        predicted.append(top)
+    confidences, predicted, images = [], [], []
+    for pixels in score_pool(cache, classifier, pool, batch_size, device, "self_training: round 0's classifier"):
+        confidences.append(pixels.confidence)
+        predicted.append(pixels.top)
+        images.append(pixels.images)
     confidences = torch.cat(confidences) if confidences else torch.empty(0)
     predicted = torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.int64)
-    selected = top_percent_mask(confidences, predicted, unseen, percent)
+    images = torch.cat(images) if images else torch.empty(0, dtype=torch.int64)
+    selected = top_percent_mask(confidences, predicted, unseen, percent, SELF_TRAINING_SELECTIONS[selection](images))
     for c in unseen:
         in_class = torch.nonzero(selected & (predicted == c)).reshape(-1)
         if in_class.numel() > per_class_cap:
@@ -63,7 +68,7 @@ def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: S
     collected: dict[int, list[torch.Tensor]] = {c: [] for c in unseen}
     offset = 0
     for batch in cache.batches(batch_size):
-        features = batch.features[unlabelled_pixels(batch)]
+        features = batch.features[MINING_POOLS[pool](batch)]
         window = slice(offset, offset + features.shape[0])
         offset += features.shape[0]
         for c in unseen:
@@ -78,12 +83,13 @@ def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: S
 
 def train_self_training(params: Params, previous: str | Path, cache: FeatureCache, embeddings: torch.Tensor,
                         device: torch.device, log: Callable[[str], None]) -> tuple[nn.Linear, dict]:
-    """ZS5Net: round 0's classifier pseudo-labels the unlabelled training pixels, the top
-    ``self_training.top_percent`` % per unseen class are kept, and the classifier is retrained on real
-    seen + generated unseen + those pixels. The generator is not fed."""
+    """ZS5Net: round 0's classifier pseudo-labels the mining pool, the top ``self_training.top_percent`` %
+    per unseen class (in each image, by default) are kept, and the classifier is retrained on real seen +
+    generated unseen + those pixels. The generator is not fed."""
     stage = "self_training"
     pseudo, stats = self_training_features(cache, load_classifier(previous), cache.unseen,
-                                           params.self_training.top_percent, params.self_training.per_class_cap,
+                                           params.self_training.top_percent, params.self_training.selection,
+                                           params.self_training.per_class_cap, params.recursion.mining_pool,
                                            params.evaluate.batch_size, device)
     for name, count in stats.items():
         log(f"{name}: {count['kept']} pseudo-labelled pixels (of {count['predicted_pixels']} predicted)")
@@ -92,7 +98,8 @@ def train_self_training(params: Params, previous: str | Path, cache: FeatureCach
                                   params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, SELF_TRAINING_KEY), device, stage)
     unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in cache.unseen}
-    classifier, classifier_log = train_classifier({**real, **unseen_features}, len(cache.class_names),
-                                                  params.classifier, derive_seed(params.seed, 4, SELF_TRAINING_KEY),
-                                                  device, stage)
+    classifier, classifier_log = train_classifier({**classifier_seen_features(params, cache, real), **unseen_features},
+                                                  len(cache.class_names), params.classifier,
+                                                  derive_seed(params.seed, 4, SELF_TRAINING_KEY), device, stage,
+                                                  cache.unseen)
     return classifier, {"pseudo_labels": stats, "classifier": classifier_log}

@@ -84,4 +84,4 @@ def prepare_context(root: Path, output: Path, workers: int, log: Callable[[str],
     write_prepared(output, class_names, unseen, splits, images, label_jobs, workers, log)
 
 
-ADAPTER = DatasetAdapter("context", prepare_context)
+ADAPTER = DatasetAdapter("context", prepare_context, imagenet_overlap=True)

@@ -112,20 +112,24 @@ def _write_images(root: Path, split: str, split_index: int, indices: range, size
 
 
 def write_demo_dataset(output: str | Path, train_images: int, val_images: int, image_size: int,
-                       min_objects: int, max_objects: int, seed: int, workers: int = 1) -> None:
-    """Write the demo in the folder format at ``output``, atomically, with ``workers`` processes."""
+                       min_objects: int, max_objects: int, seed: int, workers: int = 1, dev_images: int = 0) -> None:
+    """Write the demo in the folder format at ``output``, atomically, with ``workers`` processes. Each split
+    has its own random stream; the dev split (``dev_images``) is for tuning, val for reporting."""
     with atomic_path(output, directory=True) as root:
         (root / "images").mkdir()
         (root / "labels").mkdir()
         (root / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
         (root / "unseen.txt").write_text("\n".join(UNSEEN_ORDER) + "\n")
         jobs = []
-        for split_index, (split, count) in enumerate((("train", train_images), ("val", val_images))):
+        splits = (("train", train_images), ("val", val_images), ("dev", dev_images))
+        for split_index, (split, count) in enumerate(splits):
+            if count == 0:
+                continue
             (root / f"{split}.txt").write_text("\n".join(f"{split}_{index:05d}" for index in range(count)) + "\n")
             step = max(1, -(-count // (4 * workers)))
             jobs += [(root, split, split_index, range(start, min(start + step, count)), image_size, min_objects,
                       max_objects, seed) for start in range(0, count, step)]
-        with tqdm(total=train_images + val_images, desc="demo", unit="img") as progress:
+        with tqdm(total=train_images + val_images + dev_images, desc="demo", unit="img") as progress:
             if workers == 1:
                 for job in jobs:
                     progress.update(_write_images(*job))

@@ -4,7 +4,7 @@ Each dataset is data plus a small adapter (:class:`DatasetAdapter`, one per modu
 ``demo``, ``folder``, ``voc``, ``context``) that turns it into this format once. The format is::
 
     ROOT/classes.txt     one class name per line; line 1 is index 0 = background
-    ROOT/train.txt       image ids, one per line (also val.txt)
+    ROOT/train.txt       image ids, one per line (also val.txt, and the optional dev.txt)
     ROOT/images/ID.jpg   RGB (.jpg or .png); grayscale, palette and RGBA images are converted to RGB
                          (alpha dropped) when loaded, with a note from the prepare stage
     ROOT/labels/ID.png   single channel, value = class index, 255 = ignore
@@ -15,6 +15,8 @@ Every problem is reported as a :class:`DatasetError` that names the offending fi
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -29,6 +31,9 @@ from zsseg.errors import InputError
 from zsseg.labels import IGNORE_INDEX
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# train: training (its unlabelled images carry no label); val: the final report; dev: every choice tuned.
+SPLITS = ("train", "val", "dev")
+SOURCE_FILE = "source.json"
 
 # prepare(root, output, workers, log): write the folder-format view of the dataset at root into output.
 Preparer = Callable[[Path, Path, int, Callable[[str], None]], None]
@@ -44,6 +49,9 @@ class DatasetAdapter:
 
     name: str           # dataset.name in params.yaml
     prepare: Preparer
+    # Its classes are among ImageNet-1k's, so a backbone pretrained on all of ImageNet has seen its
+    # unseen classes; the backbone stage warns about such weights.
+    imagenet_overlap: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,15 +76,17 @@ class ClassSplit:
             table[index] = position
         return table
 
-    def unseen_to_ignore_map(self) -> np.ndarray:
-        """A 256-entry lookup that keeps seen labels and turns every unseen label into ignore.
+    def is_unlabelled(self, label: np.ndarray) -> bool:
+        """The one bit per training image that the ground truth may tell a training stage about unseen
+        classes: whether the image holds any unseen pixel. Such an image is *unlabelled*: no label of
+        it, seen or unseen, reaches any training stage, and neither does which unseen class or where."""
+        return bool(np.isin(label, self.unseen).any())
 
-        This is the only place a training stage looks at unseen labels: it learns *that* a pixel is
-        unseen, never *which* unseen class it is.
-        """
-        table = np.arange(256, dtype=np.uint8)
-        table[list(self.unseen)] = IGNORE_INDEX
-        return table
+    def training_label(self, label: np.ndarray) -> tuple[np.ndarray, bool]:
+        """What a training stage may see of a training image's label: the label of a labelled image,
+        all 255 for an unlabelled one; and the bit."""
+        unlabelled = self.is_unlabelled(label)
+        return (np.full_like(label, IGNORE_INDEX) if unlabelled else label), unlabelled
 
 
 def read_lines(path: Path) -> list[str]:
@@ -138,6 +148,9 @@ class FolderDataset:
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset directory not found")
         self.class_names = read_class_names(self.root / "classes.txt")
+        source = self.root / SOURCE_FILE
+        # Where the prepare stage took the dataset from: {"dataset", "root", "imagenet_overlap"}.
+        self.source: dict = json.loads(source.read_text()) if source.is_file() else {}
         unseen_file = self.root / "unseen.txt"
         self.unseen_order = tuple(read_lines(unseen_file)) if unseen_file.is_file() else ()
         for name in self.unseen_order:
@@ -163,6 +176,9 @@ class FolderDataset:
         if len(set(indices)) != len(indices):
             raise DatasetError(f"dataset.unseen: duplicate class names in {names}")
         return ClassSplit(self.class_names, tuple(indices))
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / f"{split}.txt").is_file()
 
     def ids(self, split: str) -> list[str]:
         split_file = self.root / f"{split}.txt"
@@ -225,7 +241,12 @@ def link_file(source: Path, target: Path) -> None:
 def prepare_folder(root: Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
     """Validate a folder dataset label by label, then link it as the prepared view."""
     dataset = FolderDataset(root)
-    splits = {split: dataset.ids(split) for split in ("train", "val")}
+    splits = {split: dataset.ids(split) for split in SPLITS if split != "dev" or dataset.has_split(split)}
+    for first, second in itertools.combinations(splits, 2):
+        overlap = set(splits[first]) & set(splits[second])
+        if overlap:
+            raise DatasetError(f"{root / f'{first}.txt'}: id {sorted(overlap)[0]!r} is also in {second}.txt; "
+                               f"a split must not share images with another")
     converted: dict[str, list[Path]] = {}
     for split, ids in splits.items():
         for image_id in tqdm(ids, desc=f"check {split}", unit="img", leave=False):
@@ -247,7 +268,24 @@ def prepare_folder(root: Path, output: Path, workers: int, log: Callable[[str], 
             image_path = dataset.image_path(image_id)
             link_file(image_path, output / "images" / image_path.name)
             link_file(dataset.label_path(image_id), output / "labels" / f"{image_id}.png")
-    log(f"checked and linked {len(splits['train'])} train and {len(splits['val'])} val images")
+    log(f"checked and linked {', '.join(f'{len(ids)} {split}' for split, ids in splits.items())} images")
+
+
+def hold_out_dev(root: Path, fraction: float, seed: int, log: Callable[[str], None]) -> None:
+    """Give a prepared dataset without a dev split one: ``fraction`` of its train images, drawn by
+    ``seed`` and removed from train, so that no training stage sees them."""
+    if (root / "dev.txt").is_file() or fraction == 0:
+        return
+    train = read_lines(root / "train.txt")
+    count = max(1, round(fraction * len(train)))
+    if count >= len(train):
+        raise DatasetError(f"dataset.dev_fraction = {fraction}: holds out {count} of the {len(train)} train "
+                           f"images, leaving none to train on")
+    held = set(np.random.default_rng(seed).choice(len(train), size=count, replace=False).tolist())
+    (root / "dev.txt").write_text("\n".join(train[i] for i in sorted(held)) + "\n")
+    (root / "train.txt").write_text("\n".join(image_id for i, image_id in enumerate(train) if i not in held) + "\n")
+    log(f"dev split: {count} of the {len(train)} train images held out (dataset.dev_fraction {fraction}, "
+        f"dataset.dev_seed {seed}); {len(train) - count} left to train on")
 
 
 ADAPTER = DatasetAdapter("folder", prepare_folder)

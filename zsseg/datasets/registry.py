@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 from zsseg.config import choose
 from zsseg.datasets import context, demo, folder, voc
-from zsseg.datasets.folder import DatasetAdapter, DatasetError
+from zsseg.datasets.folder import SOURCE_FILE, DatasetAdapter, DatasetError
 
 DATASETS: dict[str, DatasetAdapter] = {adapter.name: adapter for adapter in
                                        (demo.ADAPTER, folder.ADAPTER, voc.ADAPTER, context.ADAPTER)}
 
 
 def prepare_dataset(name: str, root: str | Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
-    """Write the folder-format view of dataset ``name`` at ``root`` into ``output`` (a fresh directory)."""
+    """Write the folder-format view of dataset ``name`` at ``root`` into ``output`` (a fresh directory),
+    with a note of where it came from (``source.json``)."""
     adapter = choose(DATASETS, "dataset.name", name)
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset.root = {str(root)!r}: directory not found")
     adapter.prepare(root, output, workers, log)
+    (output / SOURCE_FILE).write_text(json.dumps({"dataset": name, "root": str(root),
+                                                  "imagenet_overlap": adapter.imagenet_overlap}, indent=2) + "\n")

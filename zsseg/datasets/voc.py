@@ -88,4 +88,4 @@ def prepare_voc(root: Path, output: Path, workers: int, log: Callable[[str], Non
                    label_jobs, workers, log)
 
 
-ADAPTER = DatasetAdapter("voc", prepare_voc)
+ADAPTER = DatasetAdapter("voc", prepare_voc, imagenet_overlap=True)

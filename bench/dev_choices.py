@@ -1,0 +1,122 @@
+"""Benchmark: the method's open choices compared on the demo's dev split, never on val.
+
+Usage: python bench/dev_choices.py [--seeds 0 1 2] [--work DIR]   (from the project root, venv active)
+
+For each seed it trains the default demo's backbone, feature cache and round 0 once (the demo images are
+the same for every seed), then each variant of the recursion (``recursion.weighting`` x
+``recursion.selection``, and a per-image cap) runs its rounds from that round 0, and each variant of
+round 0 itself (ZS3Net's uniform noise, Xavier init, natural-frequency classifier with unseen weight
+100) runs round 0 and the rounds. It prints the dev metrics of the last round, mean and standard
+deviation over the seeds, per variant. Every stage runs in this one process, as the engines run it.
+"""
+
+import argparse
+import copy
+import importlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from zsseg.classifier import load_classifier  # noqa: E402
+from zsseg.evaluation import evaluate_classifier  # noqa: E402
+from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.metrics import segmentation_metrics  # noqa: E402
+from zsseg.pipeline import stage_commands  # noqa: E402
+
+RECURSION_VARIANTS = {
+    f"{weighting} / {selection}": {"recursion.weighting": weighting, "recursion.selection": selection}
+    for selection in ("most_confident", "random_above_threshold") for weighting in ("confidence", "rescaled", "uniform")
+}
+RECURSION_VARIANTS["confidence / most_confident, per_image_cap 200"] = {"recursion.per_image_cap": 200}
+ROUND_ZERO_VARIANTS = {
+    "generator.noise uniform": {"generator.noise": "uniform"},
+    "generator.init xavier": {"generator.init": "xavier"},
+    "classifier natural, unseen_weight 100": {"classifier.sampling": "natural", "classifier.unseen_weight": 100.0},
+}
+
+
+def with_values(data: dict, overrides: dict) -> dict:
+    data = copy.deepcopy(data)
+    for key, value in overrides.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return data
+
+
+def run(params: dict, data: Path, names: tuple[str, ...]) -> None:
+    path = data / "params.yaml"
+    data.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    for module, arguments in stage_commands(params, str(data), names):
+        importlib.import_module(module).main(["--params", str(path), *arguments])
+
+
+def dev_metrics(run_directory: Path, round_index: int, absent_classes: str) -> dict:
+    cache = FeatureCache(run_directory / "features" / "dev.h5")
+    confusion = evaluate_classifier(cache, load_classifier(run_directory / "rounds" / str(round_index)), 64,
+                                    torch.device("cpu"))
+    return segmentation_metrics(confusion, cache.class_names, cache.unseen, absent_classes)
+
+
+def link_shared(source: Path, target: Path, names: tuple[str, ...]) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (target / name).exists():
+            (target / name).symlink_to((source / name).resolve())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default="/tmp/zsseg_dev_choices")
+    args = parser.parse_args()
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    work = Path(args.work)
+    shared = work / "shared"
+    started = time.perf_counter()
+    if not (shared / "embeddings.npz").is_file():
+        run(with_values(base, {"dataset.root": str(shared / "demo")}), shared, ("demo", "prepare", "embed"))
+    last = max(int(r) for r in base["recursion"]["rounds"])
+    scores: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        seeded = with_values(base, {"seed": seed, "dataset.root": str(shared / "demo")})
+        seed_run = work / f"seed{seed}" / "default"
+        link_shared(shared, seed_run, ("demo", "dataset", "embeddings.npz"))
+        if not (seed_run / "rounds" / str(last)).is_dir():
+            run(seeded, seed_run, ("backbone", "features", "round_0", "recursive_round"))
+        scores.setdefault("default (confidence / most_confident)", []).append(dev_metrics(seed_run, last, "skip"))
+        for name, overrides in {**RECURSION_VARIANTS, **ROUND_ZERO_VARIANTS}.items():
+            variant = work / f"seed{seed}" / name.replace(" ", "_").replace("/", "").replace(",", "")
+            link_shared(seed_run, variant, ("demo", "dataset", "embeddings.npz", "backbone", "features"))
+            if name in RECURSION_VARIANTS:
+                link_shared(seed_run / "rounds", variant / "rounds", ("0",))
+            stages = ("recursive_round",) if name in RECURSION_VARIANTS else ("round_0", "recursive_round")
+            if not (variant / "rounds" / str(last)).is_dir():
+                run(with_values(seeded, overrides), variant, stages)
+            scores.setdefault(name, []).append(dev_metrics(variant, last, "skip"))
+        print(f"seed {seed} done after {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"\nDev split ({base['demo']['dev_images']} images), round {last}, mean ± std over seeds {args.seeds}:\n")
+    print(f"| {'variant':<50} | hIoU | unseen mIoU | seen mIoU |")
+    print(f"|{'-' * 52}|---:|---:|---:|")
+    for name, runs in scores.items():
+        cells = []
+        for key in ("hiou", "unseen_miou", "seen_miou"):
+            values = [metrics[key] for metrics in runs]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.2f} ± {spread:.2f}")
+        print(f"| {name:<50} | " + " | ".join(cells) + " |")
+    (work / "dev_choices.json").write_text(json.dumps(scores, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 # import, instead. That needs bytecode caching on, which some machines switch off for every process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test test-fast install bench clean
+.PHONY: run test test-fast install bench clean chromium
 
 install: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	dvc repro
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	python -m pytest
+
+# The report test opens the Snakemake report in headless Chromium, from Debian's packages (root and apt).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here (needs root and apt-get): the report test will fail"; fi; }
 
 # The unit tests alone (under a minute): everything but the tests marked `pipeline`.
 test-fast: $(STAMP)

@@ -7,7 +7,8 @@ the same for every seed), then each variant of the recursion (``recursion.weight
 ``recursion.selection``, and a per-image cap) runs its rounds from that round 0, and each variant of
 round 0 itself (ZS3Net's uniform noise, Xavier init, natural-frequency classifier with unseen weight
 100) runs round 0 and the rounds. It prints the dev metrics of the last round, mean and standard
-deviation over the seeds, per variant. Every stage runs in this one process, as the engines run it.
+deviation over the seeds, per variant; a variant whose round mines no unseen class stops there and is
+scored at its last round, marked. Every stage runs in this one process, as the engines run it.
 """
 
 import argparse
@@ -34,10 +35,15 @@ RECURSION_VARIANTS = {
     f"{weighting} / {selection}": {"recursion.weighting": weighting, "recursion.selection": selection}
     for selection in ("most_confident", "random_above_threshold") for weighting in ("confidence", "rescaled", "uniform")
 }
-RECURSION_VARIANTS["confidence / most_confident, per_image_cap 200"] = {"recursion.per_image_cap": 200}
+RECURSION_VARIANTS["confidence / most_confident, per_image_cap 20"] = {"recursion.per_image_cap": 20}
+RECURSION_VARIANTS["rescaled / most_confident, per_image_cap 20"] = {"recursion.weighting": "rescaled",
+                                                                     "recursion.per_image_cap": 20}
 ROUND_ZERO_VARIANTS = {
     "generator.noise uniform": {"generator.noise": "uniform"},
     "generator.init xavier": {"generator.init": "xavier"},
+    "generator.init xavier, rescaled / most_confident": {"generator.init": "xavier", "recursion.weighting": "rescaled"},
+    "generator.init xavier, rescaled / most_confident, per_image_cap 20": {
+        "generator.init": "xavier", "recursion.weighting": "rescaled", "recursion.per_image_cap": 20},
     "classifier natural, unseen_weight 100": {"classifier.sampling": "natural", "classifier.unseen_weight": 100.0},
 }
 
@@ -88,13 +94,15 @@ def main() -> None:
         run(with_values(base, {"dataset.root": str(shared / "demo")}), shared, ("demo", "prepare", "embed"))
     last = max(int(r) for r in base["recursion"]["rounds"])
     scores: dict[str, list[dict]] = {}
+    stopped: dict[str, list[int]] = {}
+    baseline = "default (confidence / most_confident)"
     for seed in args.seeds:
         seeded = with_values(base, {"seed": seed, "dataset.root": str(shared / "demo")})
         seed_run = work / f"seed{seed}" / "default"
         link_shared(shared, seed_run, ("demo", "dataset", "embeddings.npz"))
         if not (seed_run / "rounds" / str(last)).is_dir():
             run(seeded, seed_run, ("backbone", "features", "round_0", "recursive_round"))
-        scores.setdefault("default (confidence / most_confident)", []).append(dev_metrics(seed_run, last, "skip"))
+        scores.setdefault(baseline, []).append(dev_metrics(seed_run, last, "skip"))
         for name, overrides in {**RECURSION_VARIANTS, **ROUND_ZERO_VARIANTS}.items():
             variant = work / f"seed{seed}" / name.replace(" ", "_").replace("/", "").replace(",", "")
             link_shared(seed_run, variant, ("demo", "dataset", "embeddings.npz", "backbone", "features"))
@@ -102,19 +110,26 @@ def main() -> None:
                 link_shared(seed_run / "rounds", variant / "rounds", ("0",))
             stages = ("recursive_round",) if name in RECURSION_VARIANTS else ("round_0", "recursive_round")
             if not (variant / "rounds" / str(last)).is_dir():
-                run(with_values(seeded, overrides), variant, stages)
-            scores.setdefault(name, []).append(dev_metrics(variant, last, "skip"))
+                try:
+                    run(with_values(seeded, overrides), variant, stages)
+                except SystemExit:
+                    # A round that mines nothing stops (recursion.allow_empty_rounds): score where it stopped.
+                    stopped.setdefault(name, []).append(seed)
+            reached = max(int(path.name) for path in (variant / "rounds").iterdir())
+            scores.setdefault(name, []).append(dev_metrics(variant, reached, "skip"))
         print(f"seed {seed} done after {time.perf_counter() - started:.0f} s", flush=True)
     print(f"\nDev split ({base['demo']['dev_images']} images), round {last}, mean ± std over seeds {args.seeds}:\n")
-    print(f"| {'variant':<50} | hIoU | unseen mIoU | seen mIoU |")
-    print(f"|{'-' * 52}|---:|---:|---:|")
+    print(f"| {'variant':<50} | hIoU | unseen mIoU | seen mIoU | hIoU - default, seed by seed |")
+    print(f"|{'-' * 52}|---:|---:|---:|---|")
     for name, runs in scores.items():
         cells = []
         for key in ("hiou", "unseen_miou", "seen_miou"):
             values = [metrics[key] for metrics in runs]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.2f} ± {spread:.2f}")
-        print(f"| {name:<50} | " + " | ".join(cells) + " |")
+        note = f" (stopped: no class mined, seeds {stopped[name]})" if name in stopped else ""
+        paired = ", ".join(f"{run['hiou'] - reference['hiou']:+.2f}" for run, reference in zip(runs, scores[baseline]))
+        print(f"| {name + note:<50} | " + " | ".join(cells) + f" | {paired} |")
     (work / "dev_choices.json").write_text(json.dumps(scores, indent=1))
 
 

@@ -1,47 +1,63 @@
-"""Stage `table`: the paper's table over the K grid, one row per K and result of every method
-(zsseg/methods.py), with its plots and a qualitative grid."""
+"""Stage `table`: the paper's table over the K x seed grid, every result of every method (zsseg/methods.py):
+per seed, mean ± std over the seeds with the unseen classes' IoU, paired intervals of the proposed method
+against every other zero-shot method, each method as a fraction of the supervised ceiling, and figures."""
 
-from pathlib import Path
 
-from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
+from zsseg.classifier import load_classifier
 from zsseg.config import load_params
 from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import open_cache
-from zsseg.methods import METHODS, final_results
-from zsseg.report import final_rows, grid_markdown, grid_table, plot_grid_methods, plot_grid_rounds, prediction_grid
+from zsseg.methods import METHODS, ceiling, final_results
+from zsseg.pipeline import grid_cell
+from zsseg.report import (TABLE_COLUMNS, final_rows, grid_markdown, grid_table, mean_table, mean_views, paired_table,
+                          plot_grid_methods, plot_grid_rounds, plot_unseen_classes, prediction_grid, views_html,
+                          views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "table", "recursion.rounds", "report")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
-             "grid": "directory holding k<K>/ for every K",
+             "grid": "directory holding k<K>/s<seed>/ for every K and seed",
              "output": "table directory to write"}
 
 
 def main(argv: list[str] | None = None) -> None:
     with stage_run("table", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         params, args = stage.params, stage.args
-        k_values, rounds = params.table.k_values, sorted(params.recursion.rounds)
-        table = grid_table(args.grid, params.dataset.name, k_values, rounds)
-        # The qualitative grid shows the largest K, where the methods differ most.
-        k = max(k_values)
-        run = Path(args.grid) / f"k{k}"
-        cache = open_cache(run / "features" / "val.h5", load_params(args.params, k))
+        k_values, seeds, rounds = params.table.k_values, params.table.seeds, sorted(params.recursion.rounds)
+        table, classes = grid_table(args.grid, params.dataset.name, k_values, seeds, rounds)
+        means, paired = mean_table(table, classes), paired_table(table)
+        # The qualitative grid shows the largest K, where the methods differ most, for the first seed.
+        k, seed = max(k_values), seeds[0]
+        run = grid_cell(args.grid, k, seed)
+        cache = open_cache(run / "features" / "val.h5", load_params(args.params, {"dataset.unseen": k,
+                                                                                  "seed": seed}))
         count = min(params.report.grid_images, len(cache))
         dataset = FolderDataset(args.dataset)
         images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
         classifiers = {result.method.name + (f" round {result.round}" if result.method.per_round else ""):
                        load_classifier(run / result.directory) for result in final_results(rounds)}
         names = ", ".join(method.name for method in METHODS)
-        per_round = ", ".join(f"{method.name} is its last round ({rounds[-1]})"
-                              for method in METHODS if method.per_round)
+        header = (f"# Generalised zero-shot segmentation on {params.dataset.name}: {names}\n\n"
+                  f"Seeds {seeds}; a method with rounds is shown by its last round ({rounds[-1]}). The "
+                  f"{ceiling().name} is an upper bound that learns from unseen labels: never a zero-shot result. "
+                  f"unseen_of_ceiling is a method's unseen mIoU divided by the ceiling's in the same cell.\n\n")
+        views = mean_views(means, paired)
+        title = f"Generalised zero-shot segmentation on {params.dataset.name}, K = {k_values}, seeds {seeds}"
+        every_seed = [("Every seed, final results", final_rows(table)[list(TABLE_COLUMNS[1:])])]
         with atomic_path(args.output, directory=True) as directory:
             table.to_csv(directory / "summary.csv", index=False)
+            means.to_csv(directory / "summary_mean.csv", index=False)
+            paired.to_csv(directory / "paired.csv", index=False)
+            (directory / "summary_mean.md").write_text(header + views_markdown(views))
+            (directory / "summary_mean.html").write_text(views_html(title, views))
+            (directory / "summary.html").write_text(views_html(title, every_seed))
             (directory / "summary.md").write_text(
-                f"# Generalised zero-shot segmentation on {params.dataset.name}: {names}\n\n{per_round}.\n\n"
-                + grid_markdown(final_rows(table)) + "\n## Every round\n\n" + grid_markdown(table))
+                header + "## Every seed\n\n" + grid_markdown(final_rows(table)) + "\n## Every round\n\n"
+                + grid_markdown(table))
             plot_grid_rounds(table, directory / "rounds.png")
-            plot_grid_methods(table, directory / "methods.png")
+            plot_grid_methods(means, directory / "methods.png")
+            plot_unseen_classes(classes, k, directory / "unseen_classes.png")
             prediction_grid(cache, images, classifiers, count, stage.device, directory / f"predictions_k{k}.png")
 
 

@@ -119,7 +119,7 @@ def snakemake_chain(base: Path) -> dict[str, Path]:
     """`snakemake --cores 2` killed in the middle of round 0, unlocked and rerun with `--cores 1`;
     then `snakemake --cores 2 table` (K = 2, 4) beside it, and `snakemake table --report`."""
     root = project_clone(base / "snakemake")
-    kill_mid_stage(["snakemake", "--cores", "2"], root, "round_0", "data/rounds/0", delay=2.0)
+    kill_mid_stage(["snakemake", "--cores", "2"], root, "round_0", "data/rounds/0", delay=0.5)
     # A killed Snakemake leaves its working-directory lock behind; --unlock is its documented remedy.
     run(["snakemake", "--unlock"], root)
     run(["snakemake", "--cores", "1"], root)

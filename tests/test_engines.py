@@ -132,7 +132,7 @@ def test_code_dependencies_are_the_import_closure_in_both_engines(executed_impor
     jobs = {**snakemake_jobs(), **snakemake_jobs("table")}
     for entry in pipeline.STAGES:
         expected = executed_closure(executed_imports, entry.module)
-        assert f"stages/{entry.name}.py" in expected and "zsseg/config.py" in expected
+        assert f"{entry.module.replace('.', '/')}.py" in expected and "zsseg/config.py" in expected
         assert pipeline.code_dependencies(entry.module) == expected, entry.name
         if entry.scope != pipeline.GRID:
             body = DVC["stages"][entry.name]

@@ -23,7 +23,7 @@ def recursion(threshold, per_class_cap, min_count):
     return RecursionParams(rounds={1: 0}, threshold=threshold, per_class_cap=per_class_cap, min_count=min_count,
                            zs_mmd_lambda=1.0, generator_steps=3, mining_pool="unlabelled_images",
                            weighting="confidence", selection="most_confident", per_image_cap=None,
-                           allow_empty_rounds=True)
+                           allow_empty_rounds=True, pseudo_labels_in_classifier=False)
 
 
 def small_generator():

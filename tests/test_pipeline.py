@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -140,66 +141,150 @@ def test_exp_queue_over_k(tiny_runs):
 
 @pytest.fixture(scope="module")
 def grid_run(snakemake_run):
-    """`snakemake --cores 2 table` (K = 2, 4) and its report, run beside the single split."""
+    """`snakemake --cores 2 table` (K = 2, 4 x seeds 0, 1) and its report, run beside the single split."""
     return snakemake_run
 
 
-def test_grid_table_has_a_row_per_k_method_and_round(grid_run):
+CELLS = [(k, seed) for k in (2, 4) for seed in (0, 1)]
+
+
+def cell(root, k, seed):
+    return root / "data" / f"k{k}" / f"s{seed}"
+
+
+def test_grid_table_has_a_row_per_k_seed_method_and_round(grid_run):
     import pandas as pd
 
     frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
-    assert list(frame.columns) == ["dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
-                                   "unseen_miou", "miou", "hiou", "mined_classes"]
+    assert list(frame.columns) == ["dataset", "k", "seed", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
+                                   "unseen_miou", "miou", "hiou", "mined_classes", "unseen_of_ceiling"]
     mined = frame[frame["method"] == "recursive ZS-MMD"]["mined_classes"]
     assert (mined >= 1).all() and frame[frame["method"] == "ZS3Net"]["mined_classes"].isna().all()
-    assert [tuple(row) for row in frame[["k", "method", "round"]].itertuples(index=False)] == [
-        (k, result.method.name, result.round) for k in (2, 4) for result in results([1])]
+    assert [tuple(row) for row in frame[["k", "seed", "method", "round"]].itertuples(index=False)] == [
+        (k, seed, result.method.name, result.round) for k, seed in CELLS for result in results([1])]
     assert {("ZS3Net", 0), ("ZS5Net", 0), ("recursive ZS-MMD", 1)} <= set(zip(frame["method"], frame["round"]))
     assert set(frame["dataset"]) == {"demo"}
-    for name in ("summary.md", "rounds.png", "methods.png", "predictions_k4.png"):
+    # unseen_of_ceiling is the unseen mIoU over the ceiling's in the same cell, for zero-shot methods only
+    # (undefined where the tiny ceiling has no unseen IoU).
+    for (k, seed), rows in frame.groupby(["k", "seed"]):
+        bound = rows[rows["method"] == "supervised ceiling (uses unseen labels)"]["unseen_miou"].iloc[0]
+        zero_shot = rows[rows["method"] != "supervised ceiling (uses unseen labels)"]
+        expected = (zero_shot["unseen_miou"] / bound).to_numpy() if bound else np.full(len(zero_shot), np.nan)
+        assert zero_shot["unseen_of_ceiling"].to_numpy() == pytest.approx(expected, nan_ok=True)
+        assert rows[rows["method"] == "supervised ceiling (uses unseen labels)"]["unseen_of_ceiling"].isna().all()
+    for name in ("summary.md", "summary_mean.md", "summary_mean.csv", "paired.csv", "rounds.png", "methods.png",
+                 "unseen_classes.png", "predictions_k4.png"):
         assert (grid_run / "data" / "table" / name).is_file(), name
-    # Per-K stages wrote under data/k<K>/, each with the log file its rule declares.
-    for k in (2, 4):
-        assert (grid_run / "data" / f"k{k}" / "backbone" / "network.pt").is_file()
+    # Each cell's stages wrote under data/k<K>/s<seed>/, each with the log file its rule declares.
+    for k, seed in CELLS:
+        assert (cell(grid_run, k, seed) / "backbone" / "network.pt").is_file()
         for log in ("backbone", "features", "recursive_round_1", "evaluate",
-                    *(method.stage for method in METHODS if not method.per_round)):
-            assert (grid_run / "data" / f"k{k}" / "logs" / f"{log}.log").is_file(), (k, log)
+                    *(method.stage for method in METHODS if not method.per_round or method.chain)):
+            assert (cell(grid_run, k, seed) / "logs" / f"{log}.log").is_file(), (k, seed, log)
     assert not (grid_run / "data" / "k2" / "dataset").exists() and not (grid_run / "data" / "k2" / "demo").exists()
     assert json.loads((grid_run / "shared_stages_rerun.json").read_text()) == [], "K-independent stages run once"
     assert (grid_run / "data" / "logs" / "table.log").is_file()
 
 
+def test_means_and_paired_intervals_against_a_hand_computation(grid_run):
+    import pandas as pd
+    from scipy import stats
+
+    frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
+    means = pd.read_csv(grid_run / "data" / "table" / "summary_mean.csv")
+    paired = pd.read_csv(grid_run / "data" / "table" / "paired.csv")
+    final = frame[(frame["method"] != "recursive ZS-MMD") | (frame["round"] == 1)]
+    for k in (2, 4):
+        proposed = final[(final["k"] == k) & (final["method"] == "recursive ZS-MMD")].set_index("seed")
+        baseline = final[(final["k"] == k) & (final["method"] == "ZS3Net")].set_index("seed")
+        row = means[(means["k"] == k) & (means["method"] == "ZS3Net")].iloc[0]
+        assert row["n"] == 2 and row["hiou_mean"] == pytest.approx(baseline["hiou"].mean())
+        assert row["hiou_std"] == pytest.approx(baseline["hiou"].std(ddof=1))
+        differences = (proposed["hiou"] - baseline["hiou"]).to_numpy()
+        mean, half = differences.mean(), stats.t.ppf(0.975, 1) * differences.std(ddof=1) / np.sqrt(2)
+        got = paired[(paired["k"] == k) & (paired["comparison"] == "recursive ZS-MMD - ZS3Net")
+                     & (paired["metric"] == "hiou")].iloc[0]
+        assert (got["n"], got["mean_difference"]) == (2, pytest.approx(mean))
+        assert (got["ci_low"], got["ci_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+        assert bool(got["excludes_zero"]) == (mean - half > 0 or mean + half < 0)
+    comparisons = set(paired["comparison"])
+    assert {"recursive ZS-MMD - ZS3Net", "recursive ZS-MMD - ZS5Net"} <= comparisons
+    assert not any("ceiling" in comparison for comparison in comparisons)
+    text = (grid_run / "data" / "table" / "summary_mean.md").read_text()
+    assert "uses unseen labels" in text and "± " in text and "t-interval" in text
+
+
 def test_snakemake_report_bundles_the_table_with_captions(grid_run):
     report = (grid_run / "data" / "table" / "report.html").read_text()
-    for name in ("rounds.png", "methods.png", "predictions_k4.png", "summary.csv"):
+    for name in ("rounds.png", "methods.png", "unseen_classes.png", "predictions_k4.png", "summary_mean.html",
+                 "summary.html"):
         assert name in report, name
     assert "one line per number of unseen classes K" in report  # the caption of rounds.png
+
+
+def test_the_report_renders_its_tables_and_figures_in_chromium(grid_run, tmp_path):
+    """Debian's Chromium, headless, opens the report as a person would: the mean ± std table with the
+    paired intervals, and the figures, are drawn (a screenshot of each lands beside the report)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed: `make test` installs it (root and apt-get)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto((grid_run / "data" / "table" / "report.html").as_uri())
+        page.get_by_text("Results", exact=True).first.click()
+
+        def open_result(name):
+            page.locator("tr", has_text=name).first.locator("a[iconname=eye]").click()
+            page.wait_for_timeout(500)
+            page.screenshot(path=grid_run / "data" / "table" / f"report_{name}.png")
+
+        open_result("summary_mean")
+        frame = next(frame for frame in page.frames if frame.url.startswith("data:text/html"))
+        text = frame.inner_text("body")
+        assert frame.locator("table").count() >= 3
+        assert "Mean ± standard deviation over the seeds" in text and "95% t-interval" in text
+        assert "supervised ceiling (uses unseen labels)" in text and "recursive ZS-MMD - ZS3Net" in text
+        for figure in ("methods", "rounds", "unseen_classes"):
+            open_result(figure)
+            drawn = page.locator("img[src^='data:image/png']").evaluate_all(
+                "images => images.map(image => image.naturalWidth * image.naturalHeight)")
+            assert drawn and max(drawn) > 100_000, figure
+        browser.close()
 
 
 def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):
     import pandas as pd
 
-    # The single run has dataset.unseen = 4 (the dvc run is not used: another test runs an experiment in it).
+    # The single run has dataset.unseen = 4, seed 0 (the dvc run is not used: another test runs an
+    # experiment in it).
     single = read_metrics(snakemake_run)
     for name, values in single.items():
-        assert (grid_run / "data" / "k4" / "metrics" / name).read_text() == \
+        assert (cell(grid_run, 4, 0) / "metrics" / name).read_text() == \
             (snakemake_run / "data" / "metrics" / name).read_text(), name
     frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
-    cell = frame[(frame["k"] == 4) & (frame["method"] == "recursive ZS-MMD") & (frame["round"] == 1)].iloc[0]
-    assert cell["hiou"] == pytest.approx(single["round_1.json"]["hiou"])
-    k2 = json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text())
+    row = frame[(frame["k"] == 4) & (frame["seed"] == 0) & (frame["method"] == "recursive ZS-MMD")
+                & (frame["round"] == 1)].iloc[0]
+    assert row["hiou"] == pytest.approx(single["round_1.json"]["hiou"])
+    k2 = json.loads((cell(grid_run, 2, 0) / "metrics" / "round_0.json").read_text())
     assert sum(value is not None for value in k2["per_class_iou"].values()) >= 2
-    assert json.loads((grid_run / "data" / "k2" / "metrics" / "round_0.json").read_text()) != single["round_0.json"]
+    assert k2 != single["round_0.json"]
+    # Another seed is another backbone, cache and every method.
+    assert (cell(grid_run, 4, 1) / "metrics" / "round_0.json").read_text() != \
+        (cell(grid_run, 4, 0) / "metrics" / "round_0.json").read_text()
 
 
 def test_metrics_are_byte_identical_across_runs_engines_cores_and_kills(dvc_run, snakemake_run, grid_run):
     """Three independent tiny runs with the same params: `dvc repro` killed mid-features and rerun,
     `snakemake` killed mid-round-0 and rerun with `--cores 1`, and the uninterrupted K = 4 cell of
     the grid under `snakemake --cores 2`. Every metrics file is byte-identical."""
-    names = sorted(path.name for path in (grid_run / "data" / "k4" / "metrics").glob("*.json"))
+    names = sorted(path.name for path in (cell(grid_run, 4, 0) / "metrics").glob("*.json"))
     assert names == sorted(f"{result.metrics}.json" for result in results([1]))
     for name in names:
         committed = run(["git", "show", f"HEAD:data/metrics/{name}"], dvc_run)
         assert (snakemake_run / "data" / "metrics" / name).read_text() == committed, name
-        assert (grid_run / "data" / "k4" / "metrics" / name).read_text() == committed, name
+        assert (cell(grid_run, 4, 0) / "metrics" / name).read_text() == committed, name
     assert not list((dvc_run / "data").glob(".*.partial-*")), "the rerun cleared the killed run's leftovers"

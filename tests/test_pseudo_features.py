@@ -48,7 +48,8 @@ def classifier():
 def params(**overrides):
     values = dict(rounds={1: 0}, threshold=0.9, per_class_cap=100, min_count=1, zs_mmd_lambda=1.0,
                   generator_steps=1, mining_pool="unlabelled_images", weighting="confidence",
-                  selection="most_confident", per_image_cap=None, allow_empty_rounds=False)
+                  selection="most_confident", per_image_cap=None, allow_empty_rounds=False,
+                  pseudo_labels_in_classifier=False)
     return RecursionParams(**{**values, **overrides})
 
 

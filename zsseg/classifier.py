@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from zsseg.adam import Adam
 from zsseg.config import ClassifierParams
 from zsseg.errors import NumericalError
 from zsseg.runtime import torch_generator
@@ -52,7 +53,7 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
                 learns[c] = 0.0
         classifier.weight.register_hook(lambda gradient: gradient * learns)
         classifier.bias.register_hook(lambda gradient: gradient * learns[:, 0])
-    optimiser = torch.optim.Adam(classifier.parameters(), lr=params.learning_rate)
+    optimiser = Adam(classifier.parameters(), lr=params.learning_rate)
     class_weights = torch.ones(num_classes, device=device)
     class_weights[list(unseen)] = params.unseen_weight
     log = []

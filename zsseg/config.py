@@ -124,6 +124,7 @@ class RecursionParams:
     selection: Literal["most_confident", "random_above_threshold"]
     per_image_cap: int | None
     allow_empty_rounds: bool
+    pseudo_labels_in_classifier: bool
 
     def all_rounds(self) -> list[int]:
         """Round 0 (plain ZS3Net) followed by the recursive rounds in order."""
@@ -140,6 +141,7 @@ class SelfTrainingParams:
 @dataclass(frozen=True)
 class TableParams:
     k_values: list[int]
+    seeds: list[int]
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,9 @@ def _check_ranges(params: Params) -> None:
     _require(bool(params.table.k_values) and all(k >= 1 for k in params.table.k_values)
              and len(set(params.table.k_values)) == len(params.table.k_values), "table.k_values",
              params.table.k_values, "a non-empty list of distinct integers K >= 1")
+    _require(bool(params.table.seeds) and len(set(params.table.seeds)) == len(params.table.seeds)
+             and all(seed >= 0 for seed in params.table.seeds), "table.seeds", params.table.seeds,
+             "a non-empty list of distinct integers >= 0")
     _require(0 < params.self_training.top_percent <= 100, "self_training.top_percent",
              params.self_training.top_percent, "a percentage in (0, 100]")
     _require(recursion.zs_mmd_lambda >= 0, "recursion.zs_mmd_lambda", recursion.zs_mmd_lambda, "a number >= 0")
@@ -411,8 +416,17 @@ def parse_params(data: Any) -> Params:
     return dataclasses.replace(params, raw=data)
 
 
-def load_params(path: str | Path = "params.yaml", unseen: int | None = None) -> Params:
-    """Load and validate params.yaml; ``unseen`` replaces dataset.unseen (one cell of the K grid)."""
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (a dotted key, a YAML value) as (key, value)."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. dataset.unseen=4")
+    return key, yaml.safe_load(value) if value else ""
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
+    """Load and validate params.yaml, with ``overrides`` ({dotted key: value}) replacing its values: a cell
+    of the K x seed grid (``dataset.unseen``, ``seed``) or a method's variant of a stage."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: parameter file not found (run from the project root)")
@@ -420,6 +434,14 @@ def load_params(path: str | Path = "params.yaml", unseen: int | None = None) -> 
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML: {error}") from error
-    if unseen is not None and isinstance(data, dict) and isinstance(data.get("dataset"), dict):
-        data["dataset"]["unseen"] = unseen
+    for key, value in (overrides or {}).items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+                raise ParamsError(f"--set {key}: {part!r} is not a section of {path}")
+            node = node[part]
+        if last not in node:
+            raise ParamsError(f"--set {key}: no key {last!r} in {path}")
+        node[last] = value
     return parse_params(data)

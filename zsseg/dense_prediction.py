@@ -20,17 +20,21 @@ def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> l
     Consecutive images of one size are classified and upsampled together.
     """
     classifier = classifier.to(device)
-    features = batch.image_features()
+    shapes = batch.feature_shapes
     predictions: list[torch.Tensor] = []
-    start = 0
-    while start < len(features):
+    start, row = 0, 0
+    while start < len(shapes):
         stop = start + 1
-        while (stop < len(features) and features[stop].shape == features[start].shape
+        while (stop < len(shapes) and shapes[stop] == shapes[start]
                and batch.labels[stop].shape == batch.labels[start].shape):
             stop += 1
-        predictions.extend(dense_labels(classifier, torch.stack(features[start:stop]), tuple(batch.labels[start].shape),
-                                        device, f"prediction: image {batch.ids[start]!r}.."))
-        start = stop
+        # Images of one size lie one after the other in the batch: a view of them, not a copy.
+        height, width = shapes[start]
+        rows = (stop - start) * height * width
+        features = batch.features[row:row + rows].reshape(stop - start, height, width, -1)
+        predictions.extend(dense_labels(classifier, features, tuple(batch.labels[start].shape), device,
+                                        f"prediction: image {batch.ids[start]!r}.."))
+        start, row = stop, row + rows
     return predictions
 
 

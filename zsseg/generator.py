@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from zsseg.adam import Adam
 from zsseg.config import GeneratorParams
 from zsseg.embeddings import EmbeddingError
 from zsseg.errors import NumericalError
@@ -71,7 +72,7 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
     """Train with the mean per-class MMD on seen classes, plus ``zs_mmd_lambda`` times the mean weighted
     MMD on the pseudo-labelled unseen classes (ZS-MMD) when ``pseudo`` ({class: (features, weights)}) is given."""
     generator = generator.to(device).train()
-    optimiser = torch.optim.Adam(generator.parameters(), lr=params.learning_rate)
+    optimiser = Adam(generator.parameters(), lr=params.learning_rate)
     rng = torch_generator(seed)
     n = params.samples_per_class
     pseudo = pseudo or {}
@@ -85,13 +86,18 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
         pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
         noise = generator.sample_noise(class_ids.numel() * n, rng).to(device)
         generated = generator(class_embeddings, noise).reshape(class_ids.numel(), n, -1)
-        seen_terms = mmd_loss(generated[:len(seen_classes)], seen_targets, params.bandwidths)
-        terms = {"seen": seen_terms}
         if pseudo_classes:
+            # One batched MMD over every class: a seen class weighs its samples equally (weights of 1 give
+            # exactly the unweighted MMD), a pseudo-labelled one by its pseudo-features' weights.
             pseudo_targets = torch.stack([pseudo[u][0][index] for u, index in zip(pseudo_classes, pseudo_samples)])
             pseudo_weights = torch.stack([pseudo[u][1][index] for u, index in zip(pseudo_classes, pseudo_samples)])
-            terms["pseudo"] = mmd_loss(generated[len(seen_classes):], pseudo_targets.to(device), params.bandwidths,
-                                       pseudo_weights.to(device))
+            weights = torch.cat([torch.ones(len(seen_classes), n), pseudo_weights]).to(device)
+            every_term = mmd_loss(generated, torch.cat([seen_targets, pseudo_targets.to(device)]), params.bandwidths,
+                                  weights)
+            terms = {"seen": every_term[:len(seen_classes)], "pseudo": every_term[len(seen_classes):]}
+        else:
+            terms = {"seen": mmd_loss(generated, seen_targets, params.bandwidths)}
+        seen_terms = terms["seen"]
         for kind, values in terms.items():
             if not torch.isfinite(values).all():
                 bad = int(torch.nonzero(~torch.isfinite(values))[0])

@@ -15,17 +15,27 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Method:
     name: str                  # the one name in every table, plot, caption and log
-    stage: str                 # the stage that trains it: stages/<stage>.py
+    stage: str                 # the stage that trains it: its DVC stage and Snakemake rule
     output: str                # its directory in a run; "{round}" in it: one result per recursive round
     metrics: str               # the stem of its metrics and confusion files; "{round}" as in output
     inputs: dict[str, str]     # its stage's inputs: option -> path ("{run}": the run, "{data}": shared)
     summary: str               # one line for captions and the docs
     round: int = 0             # the round it reports, when it has a single result
     arguments: dict[str, str] = field(default_factory=dict)  # options that are not paths
+    module: str = ""           # its stage module, stages/<module>.py, when it is not stages/<stage>.py
+    overrides: dict = field(default_factory=dict)  # params.yaml values its stage runs with (an ablation's)
+    chain: bool = False        # one stage trains every recursive round (else one stage per round)
+    zero_shot: bool = True     # False: it learns from unseen labels, an upper bound, never a zero-shot result
+    proposed: bool = False     # the method that the paired comparisons set against every other zero-shot one
 
     @property
     def per_round(self) -> bool:
         return "{round}" in self.output
+
+    @property
+    def stage_output(self) -> str:
+        """What its stage writes: its output, or for a chain the directory holding every round."""
+        return self.output.rsplit("/", 1)[0] if self.chain else self.output
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Result:
 
 # Inputs every zero-shot method stage reads.
 TRAINING_INPUTS = {"features": "{run}/features", "embeddings": "{data}/embeddings.npz"}
+# The ablations of the recursive rounds: the same chain of rounds from ZS3Net's round 0, one choice changed.
+ABLATION_INPUTS = {"start": "{run}/rounds/0", **TRAINING_INPUTS}
 
 METHODS = (
     Method("ZS3Net", "round_0", "rounds/0", "round_0", TRAINING_INPUTS,
@@ -53,7 +65,22 @@ METHODS = (
            {"previous": "{run}/rounds/{previous}", **TRAINING_INPUTS},
            "round r: confident unseen pseudo-features of round r-1 pull the generator through the confidence-"
            "weighted ZS-MMD loss, then the classifier is retrained",
-           arguments={"round": "{round}"}),
+           arguments={"round": "{round}"}, proposed=True),
+    Method("recursion without pseudo-features", "recursion_without_pseudo_features",
+           "ablations/without_pseudo_features/{round}", "without_pseudo_features_round_{round}", ABLATION_INPUTS,
+           "ablation: the recursive rounds with zs_mmd_lambda = 0, the same retraining without what the "
+           "pseudo-features bring", module="recursion_ablation", overrides={"recursion.zs_mmd_lambda": 0.0},
+           chain=True),
+    Method("recursion with pseudo-labelled classifier", "recursion_with_pseudo_labelled_classifier",
+           "ablations/pseudo_labelled_classifier/{round}", "pseudo_labelled_classifier_round_{round}",
+           ABLATION_INPUTS,
+           "ablation: the recursive rounds, whose pseudo-features also train the classifier as real features "
+           "of their class, as ZS5Net's pseudo-labels do", module="recursion_ablation",
+           overrides={"recursion.pseudo_labels_in_classifier": True}, chain=True),
+    Method("supervised ceiling (uses unseen labels)", "ceiling", "ceiling", "ceiling",
+           {"features": "{run}/features", "labels": "{run}/ceiling_labels.h5"},
+           "upper bound, not zero-shot: the classifier on real features of every class, unseen included, "
+           "with the unseen labels of the training images", zero_shot=False),
 )
 
 
@@ -72,11 +99,16 @@ def final_results(rounds: list[int]) -> list[Result]:
     return [result for result in results(rounds) if not result.method.per_round or result.round == rounds[-1]]
 
 
+def proposed() -> Method:
+    return next(method for method in METHODS if method.proposed)
+
+
+def ceiling() -> Method:
+    return next(method for method in METHODS if not method.zero_shot)
+
+
 def round_curve(rounds: list[int]) -> list[Result]:
-    """Each per-round method round by round, from its round 0: the method whose output its round 0 reads."""
-    curve = []
-    for method in METHODS:
-        if method.per_round:
-            start = next(other for other in METHODS if other.output == method.output.format(round=0))
-            curve += [result for result in results(rounds) if result.method in (start, method)]
-    return curve
+    """The proposed method round by round, from its round 0: the method whose output its round 0 is."""
+    method = proposed()
+    start = next(other for other in METHODS if other.output == method.output.format(round=0))
+    return [result for result in results(rounds) if result.method in (start, method)]

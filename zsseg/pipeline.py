@@ -49,19 +49,22 @@ class Stage:
     uncached: tuple[str, ...] = ()              # DVC: outputs not copied into its cache
     metrics: str | None = None                  # DVC: the output that holds metrics (uncached)
     report: dict[str, Any] | None = None        # Snakemake: the output goes into `--report`
+    module_name: str = ""                       # its module, when it is not stages/<name>.py
+    overrides: dict[str, Any] = field(default_factory=dict)  # params.yaml values it runs with (--set)
 
     @property
     def module(self) -> str:
-        return f"stages.{self.name}"
+        return f"stages.{self.module_name or self.name}"
 
 
 def _method_stage(method: Any) -> Stage:
-    return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.output}"},
-                 arguments=method.arguments, per_round=method.per_round)
+    return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.stage_output}"},
+                 arguments=method.arguments, per_round=method.per_round and not method.chain,
+                 module_name=method.module, overrides=method.overrides)
 
 
 def _method_outputs() -> tuple[str, ...]:
-    return tuple(f"{{run}}/{method.output}" for method in METHODS)
+    return tuple(f"{{run}}/{method.stage_output}" for method in METHODS)
 
 
 STAGES = (
@@ -72,6 +75,9 @@ STAGES = (
     Stage("embed", {"dataset": "{data}/dataset"}, {"output": "{data}/embeddings.npz"}, scope=SHARED),
     Stage("backbone", {"dataset": "{data}/dataset"}, {"output": "{run}/backbone"}),
     Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone"}, {"output": "{run}/features"}),
+    # The unseen labels of the training images, for the supervised ceiling alone: no zero-shot stage reads it.
+    Stage("ceiling_labels", {"dataset": "{data}/dataset", "features": "{run}/features"},
+          {"output": "{run}/ceiling_labels.h5"}),
     *(_method_stage(method) for method in METHODS),
     Stage("evaluate", {"features": "{run}/features"},
           {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics"},
@@ -83,7 +89,7 @@ STAGES = (
     Stage("table", {"dataset": "{data}/dataset"}, {"output": "{data}/table"}, scope=GRID,
           arguments={"grid": "{data}"},
           reads=("{run}/metrics", "{run}/features", *_method_outputs()),
-          report={"patterns": ["{name}.png", "{name}.csv"], "caption": "report/table.rst", "category": "Table",
+          report={"patterns": ["{name}.png", "{name}.html"], "caption": "report/table.rst", "category": "Table",
                   "labels": {"figure": "{name}"}}),
 )
 
@@ -158,8 +164,8 @@ def summary(module: str) -> str:
 def _arguments(entry: Stage, path: Callable[[str, str], str]) -> list[str]:
     """The command-line options of a stage; ``path(option, value)`` resolves each value."""
     options = {**entry.arguments, **entry.inputs, **entry.outputs}
-    return [word for option, value in options.items()
-            for word in (f"--{option.replace('_', '-')}", path(option, value))]
+    words = [word for option, value in options.items() for word in (f"--{option.replace('_', '-')}", path(option, value))]
+    return words + [word for key, value in entry.overrides.items() for word in ("--set", f"{key}={json.dumps(value)}")]
 
 
 def stage_commands(config: Mapping[str, Any], data: str | Path, names: tuple[str, ...] | None = None,
@@ -292,15 +298,27 @@ def is_directory(path: str) -> bool:
     return not Path(path).suffix
 
 
+def grid_cell(grid: str | Path, k: int, seed: int) -> Path:
+    """A cell of the grid: one K and one seed, with its own backbone, cache, methods and metrics."""
+    return Path(grid) / f"k{k}" / f"s{seed}"
+
+
+GRID_CELL = str(grid_cell(DATA, "{k}", "{seed}"))
+
+
+def grid_cells(config: Mapping[str, Any]) -> list[str]:
+    return [str(grid_cell(DATA, k, seed)) for k in config["table"]["k_values"] for seed in config["table"]["seeds"]]
+
+
 def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
     """Every stage as Snakemake rules. A stage of a run has two: ``NAME`` on the single run under
-    ``data/`` and ``NAME_k`` on a cell of the K grid under ``data/k{k}/`` (``--unseen K`` passed)."""
+    ``data/`` and ``NAME_k`` on a cell of the K x seed grid under ``data/k{k}/s{seed}/`` (run with
+    ``--set dataset.unseen=K --set seed=S``)."""
     rounds = _rounds(config)
     all_rounds = [0, *sorted(rounds)]
-    k_values = config["table"]["k_values"]
     rules = []
     for entry in STAGES:
-        layouts = {SHARED: [("", DATA)], RUN: [("", DATA), ("_k", f"{DATA}/k{{k}}")], SINGLE: [("", DATA)],
+        layouts = {SHARED: [("", DATA)], RUN: [("", DATA), ("_k", GRID_CELL)], SINGLE: [("", DATA)],
                    GRID: [("", DATA)]}[entry.scope]
         for suffix, run in layouts:
             def path(value: str, run: str = run) -> str:
@@ -308,9 +326,8 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                                     dataset_root=config["dataset"]["root"])
 
             inputs: dict[str, Any] = {option: path(value) for option, value in entry.inputs.items()}
-            reads = [path(value) for value in entry.reads]
-            if entry.scope == GRID:
-                reads = [read.replace(f"{DATA}/", f"{DATA}/k{k}/", 1) for read in reads for k in k_values]
+            reads = ([path(value, cell) for value in entry.reads for cell in grid_cells(config)]
+                     if entry.scope == GRID else [path(value) for value in entry.reads])
             reads = [read.replace("{round}", str(r)) for read in reads
                      for r in (all_rounds if "{round}" in read else [None])]
             if entry.per_round:
@@ -319,14 +336,15 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
             inputs["reads"] = list(dict.fromkeys(reads))
             inputs["code"] = code_dependencies(entry.module)
             grid_cell = suffix == "_k"
-            wildcards = {"k": "[0-9]+"} if grid_cell else {}
+            wildcards = {"k": "[0-9]+", "seed": "[0-9]+"} if grid_cell else {}
             if entry.per_round:
                 wildcards["round"] = "[1-9][0-9]*"
             # Wildcards are filled in by the job; an input that depends on them is taken from the job's inputs.
             command = _command(entry, lambda option, value: f"{{input.{option}}}" if "{previous}" in value else
-                               path(value).replace("{round}", "{wildcards.round}").replace("{k}", "{wildcards.k}"))
+                               path(value).replace("{round}", "{wildcards.round}").replace("{k}", "{wildcards.k}")
+                               .replace("{seed}", "{wildcards.seed}"))
             if grid_cell:
-                command += " --unseen {wildcards.k}"
+                command += " --set dataset.unseen={wildcards.k} --set seed={wildcards.seed}"
             log_name = entry.name + ("_{round}" if entry.per_round else "")
             log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
             rules.append(Rule(

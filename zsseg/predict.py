@@ -87,7 +87,8 @@ def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
         raise PredictError(f"--run {directory}: not a trained round (no {' or '.join(missing)}); expected a "
                            f"directory such as data/rounds/1 written by the round stages")
     root = directory.parent.parent if directory.parent.name == "rounds" else directory.parent
-    candidates = [root / "embeddings.npz", root.parent / "embeddings.npz"]
+    # A single run holds its embeddings; a grid cell (data/k<K>/s<seed>) finds the shared ones above it.
+    candidates = [root / "embeddings.npz", *(parent / "embeddings.npz" for parent in root.parents)]
     embeddings = next((path for path in candidates if path.is_file()), None)
     for required in (root / "backbone" / NETWORK_FILE, root / "features" / "train.h5", embeddings):
         if required is None or not required.is_file():

@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedSeq
 
 from zsseg.atomic import atomic_path
 from zsseg.backbone_training import check_training_params
-from zsseg.config import Params, ParamsError, choose, parse_params
+from zsseg.config import Params, ParamsError, choose, parse_assignment, parse_params
 from zsseg.datasets.registry import DATASETS
 from zsseg.embeddings import check_embed_params
 
@@ -59,10 +59,7 @@ def _overlay(base: dict, overlay: dict, prefix: str = "") -> None:
 
 def _assignment(text: str) -> dict:
     """``a.b=VALUE`` as {"a": {"b": VALUE}}, VALUE read as YAML (numbers, lists, null)."""
-    key, separator, value = text.partition("=")
-    if not separator or not key:
-        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. dataset.root=/data/pascal")
-    node: Any = yaml.safe_load(value) if value else ""
+    key, node = parse_assignment(text)
     for part in reversed(key.split(".")):
         node = {part: node}
     return node

@@ -17,7 +17,8 @@ import torch  # noqa: E402
 
 from zsseg.dense_prediction import predict  # noqa: E402
 from zsseg.feature_cache import FeatureCache  # noqa: E402
-from zsseg.methods import METHODS, final_results, results, round_curve  # noqa: E402
+from zsseg.methods import METHODS, ceiling, final_results, proposed, results, round_curve  # noqa: E402
+from zsseg.pipeline import grid_cell  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
 SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "mined_classes")
@@ -118,45 +119,158 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
     plt.close(figure)
 
 
-TABLE_COLUMNS = ("dataset", "k", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou", "miou",
-                 "hiou", "mined_classes")
+TABLE_COLUMNS = ("dataset", "k", "seed", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou",
+                 "miou", "hiou", "mined_classes", "unseen_of_ceiling")
+MEAN_METRICS = ("hiou", "unseen_miou", "seen_miou", "miou", "pixel_acc", "unseen_of_ceiling")
+PAIRED_METRICS = ("hiou", "unseen_miou")
 
 
-def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int],
-               rounds: Sequence[int]) -> pd.DataFrame:
-    """One row per (K, result): every method, a per-round method once per round."""
-    rows = []
+def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int], seeds: Sequence[int],
+               rounds: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per (K, seed, result): every method, a per-round method once per round, with its unseen mIoU
+    as a fraction of the ceiling's in the same cell (zero-shot methods). And, per the same rows, the IoU
+    of each unseen class (a long table: k, seed, method, round, class, iou)."""
+    rows, classes = [], []
+    ceiling_metrics = ceiling().metrics
     for k in k_values:
-        metrics_directory = Path(grid_directory) / f"k{k}" / "metrics"
-        for result in results(list(rounds)):
-            metrics = _metrics(metrics_directory, result.metrics)
-            rows.append({"dataset": dataset, "k": k, "method": result.method.name, "round": result.round,
-                         **{key: metrics.get(key) for key in TABLE_COLUMNS[4:]}})
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+        for seed in seeds:
+            metrics_directory = grid_cell(grid_directory, k, seed) / "metrics"
+            bound = _metrics(metrics_directory, ceiling_metrics)["unseen_miou"]
+            unseen_names = _metrics(metrics_directory, ceiling_metrics)["unseen_classes"]
+            for result in results(list(rounds)):
+                metrics = _metrics(metrics_directory, result.metrics)
+                fraction = (metrics["unseen_miou"] / bound if result.method.zero_shot and bound
+                            and metrics["unseen_miou"] is not None else None)
+                rows.append({"dataset": dataset, "k": k, "seed": seed, "method": result.method.name,
+                             "round": result.round, **{key: metrics.get(key) for key in TABLE_COLUMNS[5:-1]},
+                             "unseen_of_ceiling": fraction})
+                classes += [{"k": k, "seed": seed, "method": result.method.name, "round": result.round,
+                             "class": name, "iou": metrics["per_class_iou"][name]} for name in unseen_names]
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)), pd.DataFrame(classes)
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's view: per K, one row per method, a per-round method by its last round."""
+    """The paper's view: one row per method (and K, seed), a per-round method by its last round."""
     last = table["round"].max()
     per_round = [method.name for method in METHODS if method.per_round]
     keep = ~table["method"].isin(per_round) | (table["round"] == last)
     return table[keep].reset_index(drop=True)
 
 
+def _method_order(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {method.name: index for index, method in enumerate(METHODS)}
+    return frame.sort_values(["k", "method"], key=lambda column: column.map(order) if column.name == "method"
+                             else column, kind="stable").reset_index(drop=True)
+
+
+def mean_table(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, method), over the seeds: mean, standard deviation and n of each metric of the final result,
+    and the mean IoU of each unseen class (columns ``iou <class>``)."""
+    final = final_rows(table)
+    grouped = final.groupby(["k", "method"], sort=False)
+    frame = grouped[list(MEAN_METRICS)].agg(["mean", "std"])
+    frame.columns = [f"{metric}_{statistic}" for metric, statistic in frame.columns]
+    frame.insert(0, "n", grouped.size())
+    final_classes = classes.merge(final[["k", "seed", "method", "round"]], on=["k", "seed", "method", "round"])
+    per_class = final_classes.pivot_table(index=["k", "method"], columns="class", values="iou", aggfunc="mean",
+                                          sort=False)
+    per_class.columns = [f"iou {name}" for name in per_class.columns]
+    return _method_order(frame.join(per_class).reset_index())
+
+
+def paired_table(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per K, the proposed method minus every other zero-shot method, seed by seed, in each of
+    ``PAIRED_METRICS``: the mean difference, its t-interval at ``confidence`` (scipy) and whether the interval
+    excludes 0. Seeds pair the two methods: the same backbone, cache and round 0."""
+    from scipy import stats
+
+    final = final_rows(table)
+    others = [method.name for method in METHODS if method.zero_shot and not method.proposed]
+    rows = []
+    for k, cell in final.groupby("k", sort=True):
+        by_method = {name: rows_.set_index("seed") for name, rows_ in cell.groupby("method")}
+        mine = by_method[proposed().name]
+        for other in others:
+            for metric in PAIRED_METRICS:
+                differences = (mine[metric] - by_method[other][metric]).dropna()
+                n = len(differences)
+                mean = float(differences.mean()) if n else float("nan")
+                spread = float(stats.sem(differences)) if n >= 2 else float("nan")
+                # Differences equal in every seed have no spread: the interval is the point itself.
+                low, high = ((float("nan"), float("nan")) if n < 2 else (mean, mean) if spread == 0 else
+                             stats.t.interval(confidence, n - 1, loc=mean, scale=spread))
+                rows.append({"k": k, "comparison": f"{proposed().name} - {other}", "metric": metric, "n": n,
+                             "mean_difference": mean, "ci_low": low, "ci_high": high,
+                             "excludes_zero": bool(n >= 2 and (low > 0 or high < 0))})
+    return pd.DataFrame(rows)
+
+
+def _plus_minus(frame: pd.DataFrame, metric: str) -> pd.Series:
+    return frame.apply(lambda row: "n/a" if pd.isna(row[f"{metric}_mean"]) else
+                       f"{row[f'{metric}_mean']:.2f} ± {0 if pd.isna(row[f'{metric}_std']) else row[f'{metric}_std']:.2f}",
+                       axis=1)
+
+
+def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The mean ± std table, each K's unseen classes' mean IoU, and the paired intervals, as printable
+    tables under their headings."""
+    view = means[["k", "method", "n"]].copy()
+    for metric in ("hiou", "unseen_miou", "seen_miou"):
+        view[metric] = _plus_minus(means, metric)
+    view["unseen_of_ceiling"] = means["unseen_of_ceiling_mean"].map(
+        lambda value: "n/a" if pd.isna(value) else f"{value:.2f}")
+    views = [("Mean ± standard deviation over the seeds", view)]
+    class_columns = [column for column in means.columns if column.startswith("iou ")]
+    for k, rows in means.groupby("k", sort=True):
+        present = [column for column in class_columns if rows[column].notna().any()]
+        classes = rows[["method", *present]].copy()
+        classes[present] = classes[present].map(lambda value: "n/a" if pd.isna(value) else f"{value:.2f}")
+        views.append((f"Unseen classes at K = {k}: mean IoU over the seeds", classes))
+    intervals = paired[["k", "comparison", "metric", "n"]].copy()
+    intervals["mean difference"] = paired["mean_difference"].map(lambda value: f"{value:+.2f}")
+    intervals["95% t-interval"] = paired.apply(
+        lambda row: "n/a" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]", axis=1)
+    intervals["excludes 0"] = paired["excludes_zero"].map({True: "yes", False: "no"})
+    views.append(("Paired differences, seed by seed", intervals))
+    return views
+
+
+def views_markdown(views: list[tuple[str, pd.DataFrame]]) -> str:
+    parts = []
+    for heading, frame in views:
+        lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+                 "|" + "|".join("---" if frame[c].dtype == object else "---:" for c in frame.columns) + "|"]
+        lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+        parts.append(f"## {heading}\n\n" + "\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def views_html(title: str, views: list[tuple[str, pd.DataFrame]]) -> str:
+    """A page of tables, which the Snakemake report shows as it is."""
+    style = ("body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:"
+             "1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}")
+    body = "".join(f"<h3>{heading}</h3>" + frame.to_html(index=False, na_rep="n/a", float_format="%.2f")
+                   for heading, frame in views)
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body><h2>{title}</h2>{body}</body></html>\n"
+
+
 def grid_markdown(table: pd.DataFrame) -> str:
-    return markdown_table(table, ["k", "method", "round", "pixel_acc", "seen_miou", "unseen_miou", "miou", "hiou",
-                                  "mined_classes"])
+    return markdown_table(table, ["k", "seed", "method", "round", "pixel_acc", "seen_miou", "unseen_miou", "miou",
+                                  "hiou", "mined_classes"])
 
 
 def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
-    """hIoU and unseen mIoU against round along the round curve, one line per K."""
+    """hIoU and unseen mIoU against round along the proposed method's rounds, one line per K (mean over
+    the seeds, their standard deviation as error bars)."""
     rounds = sorted(r for r in table["round"].unique() if r > 0)
     steps = {(result.method.name, result.round) for result in round_curve(rounds)}
     curve = table[[(method, r) in steps for method, r in zip(table["method"], table["round"])]]
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for axis, column, label in ((axes[0], "hiou", "hIoU"), (axes[1], "unseen_miou", "unseen mIoU")):
         for k, rows in curve.groupby("k"):
-            axis.plot(rows["round"], rows[column], marker="o", label=f"K = {k}")
+            summary = rows.groupby("round")[column].agg(["mean", "std"]).fillna(0)
+            axis.errorbar(summary.index, summary["mean"], yerr=summary["std"], marker="o", capsize=3,
+                          label=f"K = {k}")
         axis.set_xlabel("round")
         axis.set_ylabel(f"{label} (%)")
         axis.set_xticks(sorted(curve["round"].unique()))
@@ -167,20 +281,45 @@ def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
     plt.close(figure)
 
 
-def plot_grid_methods(table: pd.DataFrame, path: str | Path) -> None:
-    """Grouped bars: per K, the hIoU of each method (a per-round method by its last round), centred on K."""
-    final = final_rows(table)
-    k_values = sorted(final["k"].unique())
-    names = [method.name for method in METHODS]
-    width = 0.8 / len(names)
-    figure, axis = plt.subplots(figsize=(1.4 * len(k_values) + 2, 3.5))
-    for index, name in enumerate(names):
-        values = [final[(final["k"] == k) & (final["method"] == name)]["hiou"].fillna(0).iloc[0] for k in k_values]
-        axis.bar(np.arange(len(k_values)) + (index - (len(names) - 1) / 2) * width, values, width, label=name)
-    axis.set_xticks(np.arange(len(k_values)), [f"K = {k}" for k in k_values])
-    axis.set_ylabel("hIoU (%)")
-    axis.legend(fontsize=8)
-    axis.grid(axis="y", alpha=0.3)
+def plot_grid_methods(means: pd.DataFrame, path: str | Path) -> None:
+    """hIoU and unseen mIoU against K, one line per zero-shot method (mean over seeds, std as error bars),
+    and the supervised ceiling as a dashed line: it uses unseen labels."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric, label in ((axes[0], "hiou", "hIoU"), (axes[1], "unseen_miou", "unseen mIoU")):
+        for method in METHODS:
+            rows = means[means["method"] == method.name].sort_values("k")
+            if method.zero_shot:
+                axis.errorbar(rows["k"], rows[f"{metric}_mean"], yerr=rows[f"{metric}_std"].fillna(0), marker="o",
+                              capsize=3, label=method.name)
+            else:
+                axis.plot(rows["k"], rows[f"{metric}_mean"], "k--", label=method.name)
+        axis.set_xlabel("K (unseen classes)")
+        axis.set_ylabel(f"{label} (%)")
+        axis.set_xticks(sorted(means["k"].unique()))
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_unseen_classes(classes: pd.DataFrame, k: int, path: str | Path) -> None:
+    """A heatmap of each unseen class's IoU (mean over the seeds) along the proposed method's rounds, at K."""
+    rounds = sorted(r for r in classes["round"].unique() if r > 0)
+    steps = {(result.method.name, result.round) for result in round_curve(rounds)}
+    on_curve = np.array([(m, r) in steps for m, r in zip(classes["method"], classes["round"])], dtype=bool)
+    curve = classes[(classes["k"] == k).to_numpy() & on_curve]
+    grid = curve.pivot_table(index="class", columns="round", values="iou", aggfunc="mean", sort=False)
+    figure, axis = plt.subplots(figsize=(1.1 * grid.shape[1] + 3, 0.45 * grid.shape[0] + 1.5))
+    image = axis.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    axis.set_xticks(range(grid.shape[1]), [f"round {r}" for r in grid.columns])
+    axis.set_yticks(range(grid.shape[0]), list(grid.index))
+    for (row, column), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if not np.isnan(value):
+            axis.text(column, row, f"{value:.0f}", ha="center", va="center", color="white" if value < 60 else "black",
+                      fontsize=8)
+    axis.set_title(f"Unseen class IoU (%), K = {k}, {proposed().name}", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.04)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

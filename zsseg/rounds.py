@@ -41,10 +41,14 @@ def save_round(directory: Path, result: RoundResult, class_names: list[str], uns
 
 
 def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: torch.Tensor,
-                    real: dict[int, torch.Tensor], cache: FeatureCache, round_index: int,
-                    device: torch.device, stage: str) -> tuple[nn.Linear, list[dict]]:
+                    real: dict[int, torch.Tensor], cache: FeatureCache, round_index: int, device: torch.device,
+                    stage: str, pseudo_labelled: dict[int, torch.Tensor] | None = None) -> tuple[nn.Linear, list[dict]]:
+    """The classifier on real seen and generated unseen features, plus ``pseudo_labelled`` features of
+    unseen classes taken as real ones (ZS5Net's way, and the recursion's ablation)."""
     generated = generate_features(generator, embeddings, cache.unseen, params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, round_index), device, stage)
+    for u, features in (pseudo_labelled or {}).items():
+        generated[u] = torch.cat([generated[u], features])
     return train_classifier({**classifier_seen_features(params, cache, real), **generated}, len(cache.class_names),
                             params.classifier, derive_seed(params.seed, 4, round_index), device, stage, cache.unseen)
 
@@ -89,8 +93,10 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,
                                     derive_seed(params.seed, 2, round_index), device, stage,
                                     pseudo=pseudo.by_class(), zs_mmd_lambda=recursion.zs_mmd_lambda)
+    pseudo_labelled = ({u: features for u, (features, _) in pseudo.by_class().items()}
+                       if recursion.pseudo_labels_in_classifier else None)
     classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, round_index, device,
-                                                 stage)
+                                                 stage, pseudo_labelled)
     attributes = {"round": round_index, "class_names": json.dumps(cache.class_names),
                   **{key: json.dumps(getattr(recursion, key)) for key in (
                       "threshold", "per_class_cap", "min_count", "mining_pool", "weighting", "selection",

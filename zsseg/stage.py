@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from zsseg.config import StageParams, load_params
+from zsseg.config import StageParams, load_params, parse_assignment
 from zsseg.errors import InputError
 from zsseg.runtime import configure_torch, resolve_device
 
@@ -45,11 +45,13 @@ class StageRun:
 
 
 def stage_parser(description: str | None, arguments: Mapping[str, Argument]) -> argparse.ArgumentParser:
-    """``--params``, ``--unseen`` (a cell of the K grid) and one required option per declared argument."""
+    """``--params``, ``--set`` (values replacing params.yaml's: a grid cell, a method's variant) and one
+    required option per declared argument."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="the parameter file (default: params.yaml)")
-    parser.add_argument("--unseen", type=int, help="K, replacing dataset.unseen (a cell of the K grid)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="replace a value of the parameter file, e.g. --set dataset.unseen=4 (repeatable)")
     for name, argument in arguments.items():
         kind, text = argument if isinstance(argument, tuple) else (str, argument)
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, required=True, help=text)
@@ -73,7 +75,8 @@ def stage_run(name: str | Callable[[argparse.Namespace], str], description: str 
     args = (parser or stage_parser(description, arguments)).parse_args(argv)
     stage = name(args) if callable(name) else name
     try:
-        declared = StageParams(load_params(args.params, getattr(args, "unseen", None)), params, stage)
+        overrides = dict(map(parse_assignment, getattr(args, "overrides", [])))
+        declared = StageParams(load_params(args.params, overrides), params, stage)
         run = StageRun(stage, args, declared, stage_logger(stage),
                        resolve_device(declared.device) if "device" in params else None)
         if uses_torch:

@@ -1,0 +1,91 @@
+"""Benchmark: a cold `dvc repro` of the default demo, stage by stage, for this working tree and a base
+commit, on the same machine in one run, and the ratio of each stage's time.
+
+Usage: python bench/stage_times.py [--base REV] [--work DIR]   (from the project root, venv active)
+
+Each side is a fresh copy (the base from `git worktree`, this side from the files git would clone) with
+its own empty data/: every stage runs. A stage's time is from DVC's "Running stage" line to the next one
+(so DVC's own bookkeeping is in it, alike on both sides). The recursive rounds are compared per round.
+"""
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_working_tree(destination: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "bench"]):
+        subprocess.run(command, cwd=destination, check=True, capture_output=True)
+
+
+def timed_repro(root: Path) -> tuple[dict[str, float], float]:
+    shutil.rmtree(root / "data", ignore_errors=True)
+    (root / "data").mkdir()
+    started = time.perf_counter()
+    process = subprocess.Popen(["dvc", "repro", "--force"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    starts = []
+    for line in process.stdout:
+        match = re.match(r"Running stage '([^']+)'", line)
+        if match:
+            starts.append((match.group(1), time.perf_counter()))
+    if process.wait() != 0:
+        sys.exit(f"dvc repro failed in {root}")
+    total = time.perf_counter() - started
+    ends = [start for _, start in starts[1:]] + [started + total]
+    return {stage: end - start for (stage, start), end in zip(starts, ends)}, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default="HEAD", help="the commit to compare with (default: HEAD)")
+    parser.add_argument("--work", default="/tmp/zsseg_stage_times")
+    args = parser.parse_args()
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    base, head = work / "base", work / "head"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(base), args.base], cwd=ROOT, check=True)
+    try:
+        head.mkdir()
+        copy_working_tree(head)
+        results = {name: timed_repro(root) for name, root in (("base", base), ("head", head))}
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
+    (base_stages, base_total), (head_stages, head_total) = results["base"], results["head"]
+
+    def canonical(stage: str) -> str:
+        return re.sub(r"^(round|recursive_round)@", "recursive round @", stage)
+
+    base_by = {canonical(stage): seconds for stage, seconds in base_stages.items()}
+    print(f"{'stage':<42} {'base s':>8} {'this s':>8} {'ratio':>6}")
+    for stage, seconds in head_stages.items():
+        before = base_by.get(canonical(stage))
+        ratio = f"{seconds / before:6.2f}" if before else "   new"
+        print(f"{stage:<42} {before if before else float('nan'):8.1f} {seconds:8.1f} {ratio}")
+    rounds = [canonical(stage) for stage in head_stages if canonical(stage).startswith("recursive round")]
+    base_round = sum(base_by[stage] for stage in rounds) / len(rounds)
+    head_round = sum(head_stages[stage.replace("recursive round @", "recursive_round@")] for stage in rounds) / len(rounds)
+    print(f"\n{'a recursive round (mean)':<42} {base_round:8.1f} {head_round:8.1f} {head_round / base_round:6.2f}")
+    print(f"{'cold dvc repro':<42} {base_total:8.1f} {head_total:8.1f} {head_total / base_total:6.2f}")
+    common = [stage for stage in head_stages if canonical(stage) in base_by]
+    common_time = sum(head_stages[stage] for stage in common)
+    print(f"{'cold dvc repro, the stages both have':<42} {sum(base_by.values()):8.1f} {common_time:8.1f} "
+          f"{common_time / sum(base_by.values()):6.2f}")
+
+
+if __name__ == "__main__":
+    main()

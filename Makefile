@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 # import, instead. That needs bytecode caching on, which some machines switch off for every process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test test-fast install bench clean chromium
+.PHONY: run test test-fast test-cluster install bench clean chromium
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ chromium:
 # The unit tests alone (under a minute): everything but the tests marked `pipeline`.
 test-fast: $(STAMP)
 	python -m pytest -m "not pipeline"
+
+# A live single-node Slurm started on this machine (root and apt-get: it installs Slurm and munge from
+# Debian's packages), and the tiny K grid through workflow/profiles/slurm, compared with a local run.
+test-cluster: $(STAMP)
+	python tests/live_slurm.py
 
 bench: $(STAMP)
 	python bench/demo.py

@@ -57,7 +57,7 @@ def test_missing_sbd_split_file_is_named(tmp_path):
 def test_voc_labels_keep_palette_indices_and_borders(tmp_path):
     import imgviz
 
-    ids = write_voc_tree(tmp_path / "voc")
+    write_voc_tree(tmp_path / "voc")
     prepare_voc(tmp_path / "voc", tmp_path / "out", 1, print)
     out = tmp_path / "out"
     original = np.array(Image.open(tmp_path / "voc" / "VOC2012" / "SegmentationClass" / "2007_000032.png"))

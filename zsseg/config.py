@@ -156,6 +156,25 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class JobResources:
+    """One stage's own values, over the section's defaults."""
+
+    mem_mb: int | None = None
+    runtime: int | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True)
+class ResourcesParams:
+    """What each Snakemake job asks its executor for (on Slurm: --mem, --time, --gpus)."""
+
+    mem_mb: int
+    runtime: int                                # minutes
+    gpus: int                                   # for a stage that runs the network, unless device is cpu
+    stages: dict[str, JobResources] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     device: str
@@ -172,6 +191,7 @@ class Params:
     table: TableParams
     evaluate: EvaluateParams
     report: ReportParams
+    resources: ResourcesParams
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def section_hash(self, *sections: str) -> str:
@@ -343,6 +363,11 @@ def _check_ranges(params: Params) -> None:
     _require(0 <= params.dataset.dev_fraction < 1, "dataset.dev_fraction", params.dataset.dev_fraction,
              "a share in [0, 1) of the training images held out as the dev split")
     _require(params.demo.dev_images >= 0, "demo.dev_images", params.demo.dev_images, "an integer >= 0")
+    for prefix, resources in (("resources", params.resources),
+                              *((f"resources.stages.{name}", own) for name, own in params.resources.stages.items())):
+        for name, least in (("mem_mb", 1), ("runtime", 1), ("gpus", 0)):
+            value = getattr(resources, name)
+            _require(value is None or value >= least, f"{prefix}.{name}", value, f"an integer >= {least}")
 
 
 def choose(registry: Mapping[str, T], key: str, value: str) -> T:

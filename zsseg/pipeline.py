@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from zsseg.config import Params, ParamsError, parse_params
 from zsseg.methods import METHODS
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -262,6 +263,7 @@ class Rule:
     wildcard_constraints: dict[str, str] = field(default_factory=dict)
     # What a report caption shows beside the figures: every method of zsseg/methods.py, in order.
     caption_params: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, int] = field(default_factory=dict)
 
     def command(self, wildcards: Any, input: Any) -> str:
         """The job's shell command: a params function, so that each rule made in the Snakefile's loop
@@ -298,6 +300,29 @@ def is_directory(path: str) -> bool:
     return not Path(path).suffix
 
 
+def runs_network(entry: Stage) -> bool:
+    """Whether a stage runs the network: it imports zsseg/network.py, directly or not."""
+    return "zsseg/network.py" in code_dependencies(entry.module)
+
+
+def job_resources(params: Params, entry: Stage) -> dict[str, int]:
+    """What a stage's jobs ask the executor for, from params.yaml's ``resources`` (the stage's own values
+    over the defaults): ``mem_mb``, ``runtime`` (minutes) and, for a stage that runs the network when
+    ``device`` is not cpu, ``gpu``. A profile's ``set-resources`` overrides them per rule."""
+    resources = params.resources
+    unknown = sorted(set(resources.stages) - {other.name for other in STAGES})
+    if unknown:
+        raise ParamsError(f"params.yaml: resources.stages.{unknown[0]}: no such stage; "
+                          f"expected one of {', '.join(other.name for other in STAGES)}")
+    own = resources.stages.get(entry.name)
+    chosen = {name: getattr(own, name) if own and getattr(own, name) is not None else getattr(resources, name)
+              for name in ("mem_mb", "runtime", "gpus")}
+    gpus = chosen.pop("gpus")
+    if gpus and params.device != "cpu" and runs_network(entry):
+        chosen["gpu"] = gpus
+    return chosen
+
+
 def grid_cell(grid: str | Path, k: int, seed: int) -> Path:
     """A cell of the grid: one K and one seed, with its own backbone, cache, methods and metrics."""
     return Path(grid) / f"k{k}" / f"s{seed}"
@@ -314,6 +339,7 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
     """Every stage as Snakemake rules. A stage of a run has two: ``NAME`` on the single run under
     ``data/`` and ``NAME_k`` on a cell of the K x seed grid under ``data/k{k}/s{seed}/`` (run with
     ``--set dataset.unseen=K --set seed=S``)."""
+    params = parse_params(config)
     rounds = _rounds(config)
     all_rounds = [0, *sorted(rounds)]
     rules = []
@@ -360,6 +386,7 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 wildcard_constraints=wildcards,
                 caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
                 if entry.report else {},
+                resources=job_resources(params, entry),
             ))
     return rules
 

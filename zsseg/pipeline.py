@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,7 +117,9 @@ def module_path(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
-def _project_imports(module: str) -> set[str]:
+# Every closure and every rule reads the same modules again: parse each one once per process.
+@functools.cache
+def _project_imports(module: str) -> frozenset[str]:
     """The project modules that ``module`` imports anywhere in its source (packages included)."""
     found = set()
     for node in ast.walk(ast.parse(module_path(module).read_text())):
@@ -126,7 +129,7 @@ def _project_imports(module: str) -> set[str]:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names
                       if module_path(f"{node.module}.{alias.name}").is_file()}
-    return found
+    return frozenset(found)
 
 
 def code_dependencies(module: str) -> list[str]:

@@ -135,8 +135,8 @@ def grid_table(grid_directory: str | Path, dataset: str, k_values: Sequence[int]
     for k in k_values:
         for seed in seeds:
             metrics_directory = grid_cell(grid_directory, k, seed) / "metrics"
-            bound = _metrics(metrics_directory, ceiling_metrics)["unseen_miou"]
-            unseen_names = _metrics(metrics_directory, ceiling_metrics)["unseen_classes"]
+            bound_metrics = _metrics(metrics_directory, ceiling_metrics)
+            bound, unseen_names = bound_metrics["unseen_miou"], bound_metrics["unseen_classes"]
             for result in results(list(rounds)):
                 metrics = _metrics(metrics_directory, result.metrics)
                 fraction = (metrics["unseen_miou"] / bound if result.method.zero_shot and bound

@@ -90,10 +90,11 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                 f"recursion.min_count, or set recursion.allow_empty_rounds: true")
     real = seen_class_features(params, cache, log)
     generator = load_generator(previous, embeddings)
+    by_class = pseudo.by_class()
     generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,
                                     derive_seed(params.seed, 2, round_index), device, stage,
-                                    pseudo=pseudo.by_class(), zs_mmd_lambda=recursion.zs_mmd_lambda)
-    pseudo_labelled = ({u: features for u, (features, _) in pseudo.by_class().items()}
+                                    pseudo=by_class, zs_mmd_lambda=recursion.zs_mmd_lambda)
+    pseudo_labelled = ({u: features for u, (features, _) in by_class.items()}
                        if recursion.pseudo_labels_in_classifier else None)
     classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, round_index, device,
                                                  stage, pseudo_labelled)

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Stages that do work an older pipeline did inside other stages: `encode` runs the frozen encoder that
+# `backbone` and `features` each ran.
+TOOK_OVER = {"encode"}
 
 
 def copy_working_tree(destination: Path) -> None:
@@ -81,9 +84,10 @@ def main() -> None:
     head_round = sum(head_stages[stage.replace("recursive round @", "recursive_round@")] for stage in rounds) / len(rounds)
     print(f"\n{'a recursive round (mean)':<42} {base_round:8.1f} {head_round:8.1f} {head_round / base_round:6.2f}")
     print(f"{'cold dvc repro':<42} {base_total:8.1f} {head_total:8.1f} {head_total / base_total:6.2f}")
-    common = [stage for stage in head_stages if canonical(stage) in base_by]
+    # The work both sides do: the stages both have, plus a new stage that took over part of their work.
+    common = [stage for stage in head_stages if canonical(stage) in base_by or stage in TOOK_OVER]
     common_time = sum(head_stages[stage] for stage in common)
-    print(f"{'cold dvc repro, the stages both have':<42} {sum(base_by.values()):8.1f} {common_time:8.1f} "
+    print(f"{'cold dvc repro, the work both do':<42} {sum(base_by.values()):8.1f} {common_time:8.1f} "
           f"{common_time / sum(base_by.values()):6.2f}")
 
 

@@ -5,6 +5,7 @@ import json
 from zsseg.atomic import atomic_path
 from zsseg.backbone_training import check_training_params, seen_training_ids, train_segmentation_network
 from zsseg.datasets.folder import FolderDataset
+from zsseg.encoder_maps import shared_maps
 from zsseg.network import (NETWORK_FILE, SegmentationNetwork, imagenet_weights_warning, load_zs3net_checkpoint,
                            save_network, weights_of)
 from zsseg.runtime import derive_seed, seed_everything
@@ -12,6 +13,7 @@ from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
+             "encoder": "encoder maps written by the encode stage",
              "output": "directory for network.pt and training_log.json"}
 
 
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
             stage.log.info("loaded ZS3Net checkpoint %s instead of training", backbone.checkpoint)
             history = [{"checkpoint": backbone.checkpoint}]
         else:
-            history = train_segmentation_network(network, dataset, kept, class_split, backbone, seed, stage.device)
+            history = train_segmentation_network(network, dataset, kept, class_split, backbone, seed, stage.device,
+                                                 shared_maps(stage.args.encoder, backbone))
         with atomic_path(stage.args.output, directory=True) as directory:
             save_network(network.cpu(), directory / NETWORK_FILE,
                          {"class_names": list(class_split.names), "seen": list(class_split.seen),

@@ -26,8 +26,10 @@ def stage_arguments(stage, params, dataset, data):
     common = ["--params", str(params)]
     if stage == "prepare":
         return common
-    if stage in ("embed", "backbone"):
+    if stage == "embed":
         return common + ["--dataset", str(dataset)]
+    if stage == "backbone":
+        return common + ["--dataset", str(dataset), "--encoder", str(data / "encoder_maps.h5")]
     rounds = ["--features", str(data / "features"), "--embeddings", str(data / "embeddings.npz")]
     if stage == "round_0":
         return common + rounds

@@ -80,8 +80,23 @@ def test_word2vec_needs_a_path():
     ("dataset.name", "voc2007", "dataset.name = 'voc2007': expected one of demo, folder, voc, context"),
 ])
 def test_backbone_and_dataset_choices_are_checked(key, value, message):
+    data = with_value(key, value)
+    data["backbone"]["share_encoder_maps"] = False
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        validate(data)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("backbone.freeze_encoder", False, "backbone.freeze_encoder = False: expected true with backbone.share_encoder_maps"),
+    ("backbone.crop_size", 64, "backbone.crop_size = 64: expected null with backbone.share_encoder_maps"),
+    ("backbone.weights", "none", "backbone.weights = 'none': expected ImageNet weights with backbone.share_encoder_maps"),
+])
+def test_shared_encoder_maps_need_an_encoder_that_no_cell_changes(key, value, message):
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.")):
         validate(with_value(key, value))
+    data = with_value(key, value)
+    data["backbone"]["share_encoder_maps"] = False
+    validate(data)
 
 
 def test_missing_imagenet_weights_file_is_named():

@@ -37,7 +37,7 @@ def test_dropout_stays_active_when_generating():
         generator.layers[0].weight[:, 3:] = 0.0
     embeddings = torch.randn(2, 3)
     generated = generate_features(generator, embeddings, [1], 200, 0, CPU, "test")[1]
-    evaluated = generator.eval()(embeddings[1].expand(200, -1), torch.randn(200, 4))
+    evaluated = generator.eval()(embeddings[1:2], torch.randn(1, 200, 4), torch.Generator())[0]
     assert evaluated.std(dim=0).max() < 1e-6
     assert generated.std(dim=0).min() > 1e-3
     assert torch.equal(generated, generate_features(generator, embeddings, [1], 200, 0, CPU, "test")[1])

@@ -29,7 +29,7 @@ from zsseg.methods import METHODS, results
 pytestmark = pytest.mark.pipeline
 
 UNSEEN_K = 3
-TRAINING_STAGES = ("prepare", "embed", "backbone", "features", "ceiling_labels", *(m.stage for m in METHODS))
+TRAINING_STAGES = ("prepare", "embed", "encode", "backbone", "features", "ceiling_labels", *(m.stage for m in METHODS))
 ZERO_SHOT = {method.name for method in METHODS if method.zero_shot}
 
 

@@ -14,7 +14,7 @@ from zsseg.config import ParamsError, parse_params
 
 BIN = Path(sys.executable).parent
 # The stages that run the network, by hand: each trains it or runs it over images.
-NETWORK_STAGES = {"backbone", "features"}
+NETWORK_STAGES = {"encode", "backbone", "features"}
 
 
 def params(**resources):

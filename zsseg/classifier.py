@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from zsseg.adam import Adam
+from zsseg.optimisers import Adam
 from zsseg.config import ClassifierParams
 from zsseg.errors import NumericalError
 from zsseg.runtime import torch_generator
@@ -62,7 +62,8 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
         total = 0.0
         for start in range(0, inputs.shape[0], params.batch_size):
             index = order[start:start + params.batch_size]
-            loss = F.cross_entropy(classifier(inputs[index].to(device)), targets[index].to(device), class_weights)
+            loss = F.cross_entropy(classifier(inputs.index_select(0, index).to(device)),
+                                   targets.index_select(0, index).to(device), class_weights)
             if not torch.isfinite(loss):
                 raise NumericalError(f"{stage}: classifier epoch {epoch}: loss is {loss.item()}")
             optimiser.zero_grad()

@@ -79,6 +79,7 @@ class BackboneParams:
     weight_decay: float
     workers: int
     mixed_precision: bool
+    share_encoder_maps: bool
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,14 @@ def _check_ranges(params: Params) -> None:
     _require(backbone.head_lr_multiplier > 0, "backbone.head_lr_multiplier", backbone.head_lr_multiplier, "a number > 0")
     _require(0 <= backbone.momentum < 1, "backbone.momentum", backbone.momentum, "a number in [0, 1)")
     _require(backbone.workers >= 0, "backbone.workers", backbone.workers, "an integer >= 0")
+    if backbone.share_encoder_maps:
+        # Shared maps are the same for every K and seed: nothing of the encoder may depend on them or train.
+        for key, value, expected in (("freeze_encoder", backbone.freeze_encoder, True),
+                                     ("crop_size", backbone.crop_size, None), ("checkpoint", backbone.checkpoint, None)):
+            _require(value == expected, f"backbone.{key}", value,
+                     f"{'null' if expected is None else 'true'} with backbone.share_encoder_maps: true (or set it false)")
+        _require(backbone.weights != "none", "backbone.weights", backbone.weights,
+                 "ImageNet weights with backbone.share_encoder_maps: true (a random encoder depends on the seed)")
     for section, names in (("backbone", ("feature_dim", "epochs", "batch_size")),
                            ("features", ("batch_size",)),
                            ("generator", ("noise_dim", "hidden_dim", "steps", "samples_per_class",

@@ -47,4 +47,6 @@ def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int,
     if not torch.isfinite(logits).all():
         raise NumericalError(f"{where}: logits contain NaN or Inf")
     logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1).cpu()
+    # The class axis is innermost (channels_last): a max over the last axis of that view is faster than
+    # argmax over dim 1, with the same first-maximum indices.
+    return logits.permute(0, 2, 3, 1).max(dim=-1).indices.cpu()

@@ -11,22 +11,28 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from zsseg.datasets.folder import ClassSplit, FolderDataset
+from zsseg.encoder_maps import EncoderMaps
 from zsseg.feature_cache import FeatureCacheWriter, block_labels
 from zsseg.network import SegmentationNetwork
 from zsseg.runtime import mixed_precision
 
 
 class _SplitImages(Dataset):
-    """(id, image, label, unlabelled) of a split; with ``training``, the label a training stage may see."""
+    """(id, image, label, unlabelled) of a split; with ``training``, the label a training stage may see.
+    Without ``images`` (the encoder's maps are read instead), the image is its (H, W) size alone."""
 
-    def __init__(self, dataset: FolderDataset, ids: list[str], training: ClassSplit | None) -> None:
-        self.dataset, self.ids, self.training = dataset, ids, training
+    def __init__(self, dataset: FolderDataset, ids: list[str], training: ClassSplit | None, images: bool) -> None:
+        self.dataset, self.ids, self.training, self.images = dataset, ids, training, images
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[str, np.ndarray, np.ndarray, bool]:
-        image, label = self.dataset.load(self.ids[index])
+        if self.images:
+            image, label = self.dataset.load(self.ids[index])
+        else:
+            label = self.dataset.load_label(self.ids[index])
+            image = np.empty((*label.shape, 0), dtype=np.uint8)
         if self.training is None:
             return self.ids[index], image, label, False
         return self.ids[index], image, *self.training.training_label(label)
@@ -56,14 +62,25 @@ def network_features(network: SegmentationNetwork, images: list[np.ndarray], dev
 
 
 @torch.no_grad()
+def head_features(network: SegmentationNetwork, low: torch.Tensor, high: torch.Tensor, device: torch.device,
+                  use_mixed_precision: bool) -> np.ndarray:
+    """Per-pixel features (B, h, w, D) float32 from the encoder's maps: the head alone."""
+    with mixed_precision(device, use_mixed_precision):
+        features = network.head(low.to(device), high.to(device))
+    return features.float().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
 def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, split: str, class_split: ClassSplit,
                         path: str | Path, label_purity: float, batch_size: int, device: torch.device,
-                        attributes: dict, workers: int = 0, use_mixed_precision: bool = True) -> None:
+                        attributes: dict, workers: int = 0, use_mixed_precision: bool = True,
+                        maps: EncoderMaps | None = None) -> None:
     """Run the frozen network over a split, every image at its own size, and cache features and labels.
 
     In the train split an image with any unseen pixel is unlabelled (``ClassSplit.training_label``):
     its labels become 255 *before* anything is written, so no later stage sees any label of it, only
-    its bit. Images of equal size share a batch.
+    its bit. Images of equal size share a batch. With ``maps`` (shared by the encode stage), the head runs
+    on them and the images are not read.
     """
     network = network.to(device).eval()
     ids = dataset.ids(split)
@@ -71,12 +88,16 @@ def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, sp
     attributes = {**attributes, "split": split, "stride": network.stride, "feature_dim": network.feature_dim,
                   "class_names": list(class_split.names), "unseen": list(class_split.unseen),
                   "label_purity": label_purity, "labels": "labelled images only" if training else "all"}
-    loader = DataLoader(_SplitImages(dataset, ids, class_split if training else None), batch_size=batch_size,
-                        num_workers=workers, collate_fn=list)
+    loader = DataLoader(_SplitImages(dataset, ids, class_split if training else None, images=maps is None),
+                        batch_size=batch_size, num_workers=workers, collate_fn=list)
     with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
         for items in tqdm(loader, desc=f"features {split}", unit="batch"):
             for run in _same_size_runs(items):
-                features = network_features(network, [item[1] for item in run], device, use_mixed_precision)
+                if maps is None:
+                    features = network_features(network, [item[1] for item in run], device, use_mixed_precision)
+                else:
+                    features = head_features(network, *maps.read(split, [item[0] for item in run]), device,
+                                             use_mixed_precision)
                 for (image_id, _, label, unlabelled), image_features in zip(run, features):
                     shape = image_features.shape[:2]
                     writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),

@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from zsseg.adam import Adam
+from zsseg.optimisers import Adam
 from zsseg.config import GeneratorParams
 from zsseg.embeddings import EmbeddingError
 from zsseg.errors import NumericalError
@@ -54,8 +55,20 @@ class FeatureGenerator(nn.Module):
         )
         self.layers.apply(INITS[init])
 
-    def forward(self, embeddings: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self.layers(torch.cat([embeddings, noise], dim=1))
+    def forward(self, embeddings: torch.Tensor, noise: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """Features (G, n, D) of the noise vectors (G, n, Z) of each of G class embeddings (G, E).
+
+        The first layer on [e ; z] is computed as W_e e + W_z z, the class part once per class rather than
+        once per sample (the same function; floats differ from the concatenated product in the last bits).
+        Dropout draws its mask from ``rng``, so that training and sampling depend on the seed alone.
+        """
+        first, activation, dropout, last = self.layers
+        class_part = F.linear(embeddings, first.weight[:, :self.embedding_dim], first.bias)
+        hidden = activation(class_part.unsqueeze(1) + F.linear(noise, first.weight[:, self.embedding_dim:]))
+        if self.training and dropout.p > 0:
+            keep = torch.rand(hidden.shape, generator=rng) >= dropout.p
+            hidden = hidden * keep.to(hidden.device) * (1.0 / (1.0 - dropout.p))
+        return last(hidden)
 
     def sample_noise(self, count: int, rng: torch.Generator) -> torch.Tensor:
         return NOISES[self.noise](count, self.noise_dim, rng)
@@ -78,19 +91,19 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
     pseudo = pseudo or {}
     seen_classes, pseudo_classes = sorted(real), sorted(pseudo)
     class_ids = torch.tensor(seen_classes + pseudo_classes)
-    class_embeddings = embeddings[class_ids].to(device).repeat_interleave(n, dim=0)
+    class_embeddings = embeddings[class_ids].to(device)
     log = []
     for step in tqdm(range(steps), desc=f"{stage} generator", unit="step", leave=False):
-        seen_targets = torch.stack([real[c][torch.randint(real[c].shape[0], (n,), generator=rng)]
+        seen_targets = torch.stack([real[c].index_select(0, torch.randint(real[c].shape[0], (n,), generator=rng))
                                     for c in seen_classes]).to(device)
         pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
-        noise = generator.sample_noise(class_ids.numel() * n, rng).to(device)
-        generated = generator(class_embeddings, noise).reshape(class_ids.numel(), n, -1)
+        noise = generator.sample_noise(class_ids.numel() * n, rng).reshape(class_ids.numel(), n, -1).to(device)
+        generated = generator(class_embeddings, noise, rng)
         if pseudo_classes:
             # One batched MMD over every class: a seen class weighs its samples equally (weights of 1 give
             # exactly the unweighted MMD), a pseudo-labelled one by its pseudo-features' weights.
-            pseudo_targets = torch.stack([pseudo[u][0][index] for u, index in zip(pseudo_classes, pseudo_samples)])
-            pseudo_weights = torch.stack([pseudo[u][1][index] for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_targets = torch.stack([pseudo[u][0].index_select(0, index) for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_weights = torch.stack([pseudo[u][1].index_select(0, index) for u, index in zip(pseudo_classes, pseudo_samples)])
             weights = torch.cat([torch.ones(len(seen_classes), n), pseudo_weights]).to(device)
             every_term = mmd_loss(generated, torch.cat([seen_targets, pseudo_targets.to(device)]), params.bandwidths,
                                   weights)
@@ -125,11 +138,10 @@ def generate_features(generator: FeatureGenerator, embeddings: torch.Tensor, cla
     """
     generator = generator.to(device).train()
     rng = torch_generator(seed)
-    torch.manual_seed(seed)
     generated = {}
     for c in classes:
         noise = generator.sample_noise(count, rng).to(device)
-        features = generator(embeddings[c].to(device).expand(count, -1), noise).cpu()
+        features = generator(embeddings[c:c + 1].to(device), noise.unsqueeze(0), rng)[0].cpu()
         if not torch.isfinite(features).all():
             raise NumericalError(f"{stage}: generated features of class {c} contain NaN or Inf")
         generated[c] = features

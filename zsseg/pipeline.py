@@ -53,6 +53,10 @@ class Stage:
     report: dict[str, Any] | None = None        # Snakemake: the output goes into `--report`
     module_name: str = ""                       # its module, when it is not stages/<name>.py
     overrides: dict[str, Any] = field(default_factory=dict)  # params.yaml values it runs with (--set)
+    # Snakemake: one thread per job, so that jobs of small models run side by side on the cores instead of
+    # one at a time on all of them. Its outputs do not depend on the thread count (tests/test_threads.py;
+    # the engines' byte-identical metrics): DVC, which runs one stage at a time, gives it `threads`.
+    one_thread: bool = False
 
     @property
     def module(self) -> str:
@@ -62,7 +66,7 @@ class Stage:
 def _method_stage(method: Any) -> Stage:
     return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.stage_output}"},
                  arguments=method.arguments, per_round=method.per_round and not method.chain,
-                 module_name=method.module, overrides=method.overrides)
+                 module_name=method.module, overrides=method.overrides, one_thread=True)
 
 
 def _method_outputs() -> tuple[str, ...]:
@@ -75,15 +79,19 @@ STAGES = (
           # A view that links the dataset's images: caching it would copy them all.
           uncached=("output",)),
     Stage("embed", {"dataset": "{data}/dataset"}, {"output": "{data}/embeddings.npz"}, scope=SHARED),
-    Stage("backbone", {"dataset": "{data}/dataset"}, {"output": "{run}/backbone"}),
-    Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone"}, {"output": "{run}/features"}),
+    # The frozen encoder's maps, shared by every K and seed (backbone.share_encoder_maps).
+    Stage("encode", {"dataset": "{data}/dataset"}, {"output": "{data}/encoder_maps.h5"}, scope=SHARED),
+    Stage("backbone", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{run}/backbone"}),
+    Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
+          {"output": "{run}/features"}),
     # The unseen labels of the training images, for the supervised ceiling alone: no zero-shot stage reads it.
     Stage("ceiling_labels", {"dataset": "{data}/dataset", "features": "{run}/features"},
-          {"output": "{run}/ceiling_labels.h5"}),
+          {"output": "{run}/ceiling_labels.h5"}, one_thread=True),
     *(_method_stage(method) for method in METHODS),
     Stage("evaluate", {"features": "{run}/features"},
           {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics"},
-          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",)),
+          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",),
+          one_thread=True),
     Stage("report", {"dataset": "{data}/dataset", "features": "{run}/features", "metrics": "{run}/metrics"},
           {"output": "{run}/report"}, scope=SINGLE, arguments={"run": "{run}"}, reads=_method_outputs(),
           report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
@@ -267,6 +275,7 @@ class Rule:
     # What a report caption shows beside the figures: every method of zsseg/methods.py, in order.
     caption_params: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, int] = field(default_factory=dict)
+    threads: int = 1
 
     def command(self, wildcards: Any, input: Any) -> str:
         """The job's shell command: a params function, so that each rule made in the Snakefile's loop
@@ -374,6 +383,8 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                                .replace("{seed}", "{wildcards.seed}"))
             if grid_cell:
                 command += " --set dataset.unseen={wildcards.k} --set seed={wildcards.seed}"
+            if entry.one_thread:
+                command += " --set threads=1"
             log_name = entry.name + ("_{round}" if entry.per_round else "")
             log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
             rules.append(Rule(
@@ -390,6 +401,7 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
                 if entry.report else {},
                 resources=job_resources(params, entry),
+                threads=1 if entry.one_thread else params.threads,
             ))
     return rules
 

@@ -314,10 +314,11 @@ def _check_ranges(params: Params) -> None:
     _require(backbone.workers >= 0, "backbone.workers", backbone.workers, "an integer >= 0")
     if backbone.share_encoder_maps:
         # Shared maps are the same for every K and seed: nothing of the encoder may depend on them or train.
-        for key, value, expected in (("freeze_encoder", backbone.freeze_encoder, True),
-                                     ("crop_size", backbone.crop_size, None), ("checkpoint", backbone.checkpoint, None)):
+        for key, expected in (("freeze_encoder", True), ("crop_size", None), ("checkpoint", None)):
+            value = getattr(backbone, key)
             _require(value == expected, f"backbone.{key}", value,
-                     f"{'null' if expected is None else 'true'} with backbone.share_encoder_maps: true (or set it false)")
+                     f"{'null' if expected is None else 'true'} with backbone.share_encoder_maps: true (or set it "
+                     f"false)")
         _require(backbone.weights != "none", "backbone.weights", backbone.weights,
                  "ImageNet weights with backbone.share_encoder_maps: true (a random encoder depends on the seed)")
     for section, names in (("backbone", ("feature_dim", "epochs", "batch_size")),

@@ -94,7 +94,7 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
     class_embeddings = embeddings[class_ids].to(device)
     log = []
     for step in tqdm(range(steps), desc=f"{stage} generator", unit="step", leave=False):
-        seen_targets = torch.stack([real[c].index_select(0, torch.randint(real[c].shape[0], (n,), generator=rng))
+        seen_targets = torch.stack([real[c][torch.randint(real[c].shape[0], (n,), generator=rng)]
                                     for c in seen_classes]).to(device)
         pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
         noise = generator.sample_noise(class_ids.numel() * n, rng).reshape(class_ids.numel(), n, -1).to(device)
@@ -102,8 +102,8 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
         if pseudo_classes:
             # One batched MMD over every class: a seen class weighs its samples equally (weights of 1 give
             # exactly the unweighted MMD), a pseudo-labelled one by its pseudo-features' weights.
-            pseudo_targets = torch.stack([pseudo[u][0].index_select(0, index) for u, index in zip(pseudo_classes, pseudo_samples)])
-            pseudo_weights = torch.stack([pseudo[u][1].index_select(0, index) for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_targets = torch.stack([pseudo[u][0][index] for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_weights = torch.stack([pseudo[u][1][index] for u, index in zip(pseudo_classes, pseudo_samples)])
             weights = torch.cat([torch.ones(len(seen_classes), n), pseudo_weights]).to(device)
             every_term = mmd_loss(generated, torch.cat([seen_targets, pseudo_targets.to(device)]), params.bandwidths,
                                   weights)

@@ -19,9 +19,6 @@ from zsseg.config import BackboneParams, ParamsError
 from zsseg.datasets.folder import SPLITS, DatasetError, FolderDataset
 from zsseg.network import SegmentationNetwork, weights_of
 
-ENCODER_MAPS_FILE = "encoder_maps.h5"
-
-
 @torch.no_grad()
 def write_encoder_maps(backbone: BackboneParams, dataset: FolderDataset, path: str | Path, batch_size: int,
                        device: torch.device) -> None:
@@ -56,19 +53,18 @@ def write_encoder_maps(backbone: BackboneParams, dataset: FolderDataset, path: s
 
 
 class EncoderMaps:
-    """The maps of ``path`` for reading by image id, or a file that says they are not shared."""
+    """The maps of ``path`` for reading by image id, refused unless written for ``backbone``'s encoder."""
 
     def __init__(self, path: str | Path, backbone: BackboneParams) -> None:
         self.path = Path(path)
         with h5py.File(self.path, "r") as handle:
-            self.shared = bool(handle.attrs["shared"])
+            shared = bool(handle.attrs["shared"])
             written = {key: str(handle.attrs[key]) for key in ("arch", "weights")}
-            self.rows = {split: {image_id.decode() if isinstance(image_id, bytes) else image_id: row
-                                 for row, image_id in enumerate(handle[split]["ids"][()])}
+            self.rows = {split: {image_id: row for row, image_id in enumerate(handle[split]["ids"].asstr()[:])}
                          for split in handle.keys()}
         expected = {"arch": backbone.arch, "weights": backbone.weights}
-        if self.shared != backbone.share_encoder_maps or (self.shared and written != expected):
-            raise ParamsError(f"{self.path}: written for share_encoder_maps = {self.shared} and {written}, but "
+        if shared != backbone.share_encoder_maps or (shared and written != expected):
+            raise ParamsError(f"{self.path}: written for share_encoder_maps = {shared} and {written}, but "
                               f"params.yaml has {backbone.share_encoder_maps} and {expected}: rerun the encode stage")
 
     def read(self, split: str, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

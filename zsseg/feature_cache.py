@@ -176,7 +176,7 @@ class FeatureCache:
             self.feature_shapes = [tuple(int(v) for v in shape) for shape in handle["feature_shapes"][:]]
             self.label_shapes = [tuple(int(v) for v in shape) for shape in handle["label_shapes"][:]]
             self.unlabelled = torch.from_numpy(handle["unlabelled"][:].astype(bool))
-            self.ids = [value.decode() if isinstance(value, bytes) else value for value in handle["ids"][:]]
+            self.ids = handle["ids"].asstr()[:].tolist()
         if expected_params_hash is not None and attrs.get("params_hash") != expected_params_hash:
             raise CacheError(f"{self.path}: made by other params (hash {attrs.get('params_hash')}, current "
                              f"{expected_params_hash}); rebuild it with `dvc repro features`")

@@ -57,8 +57,8 @@ def network_features(network: SegmentationNetwork, images: list[np.ndarray], dev
     if device.type == "cuda":
         batch = batch.pin_memory()
     with mixed_precision(device, use_mixed_precision):
-        features = network.features(batch.to(device, non_blocking=True).float())
-    return features.float().permute(0, 2, 3, 1).cpu().numpy()
+        low, high = network.encoder(batch.to(device, non_blocking=True).float())
+    return head_features(network, low, high, device, use_mixed_precision)
 
 
 @torch.no_grad()

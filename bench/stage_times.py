@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine_load import other_load_since, snapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 # Stages that do work an older pipeline did inside other stages: `encode` runs the frozen encoder that
 # `backbone` and `features` each ran.
@@ -65,6 +67,7 @@ def main() -> None:
     try:
         head.mkdir()
         copy_working_tree(head)
+        load = snapshot()
         results = {name: timed_repro(root) for name, root in (("base", base), ("head", head))}
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
@@ -89,6 +92,7 @@ def main() -> None:
     common_time = sum(head_stages[stage] for stage in common)
     print(f"{'cold dvc repro, the work both do':<42} {sum(base_by.values()):8.1f} {common_time:8.1f} "
           f"{common_time / sum(base_by.values()):6.2f}")
+    print(other_load_since(load))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from machine_load import other_load_since, snapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,6 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     for directory in [*ROOT.glob("data/k[0-9]*"), ROOT / "data" / "table"]:
         shutil.rmtree(directory, ignore_errors=True)
+    load = snapshot()
     started = time.perf_counter()
     result = subprocess.run(["snakemake", "--cores", str(args.cores), "table"], cwd=ROOT,
                             env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True)
@@ -57,6 +60,7 @@ def main() -> None:
     print(f"{'rule':<46} {'jobs':>4} {'total s':>8} {'mean s':>7}")
     for rule, values in sorted(rule_times(result.stdout + result.stderr).items(), key=lambda item: -sum(item[1])):
         print(f"{rule:<46} {len(values):>4} {sum(values):8.0f} {sum(values) / len(values):7.1f}")
+    print(other_load_since(load))
     print()
     print((ROOT / "data" / "table" / "summary_mean.md").read_text())
 

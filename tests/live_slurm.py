@@ -28,6 +28,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+# Debian installs munged, Slurm's daemons and runuser in /usr/sbin, which a minimal environment (env -i, some
+# CI runners) leaves off PATH; set before pipeline_runs copies the environment.
+os.environ["PATH"] = os.pathsep.join(
+    [os.environ.get("PATH", ""), *(directory for directory in ("/usr/local/sbin", "/usr/sbin", "/sbin")
+                                   if directory not in os.environ.get("PATH", "").split(os.pathsep))])
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_runs import ENV, project_clone  # noqa: E402
 

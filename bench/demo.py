@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine_load import other_load_since, snapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.keep:
         shutil.rmtree(ROOT / "data", ignore_errors=True)
+    load = snapshot()
     started = time.perf_counter()
     stage_starts: list[tuple[str, float]] = []
     # --force: execute every stage, as on a fresh clone, instead of restoring DVC's run-cache.
@@ -41,6 +44,7 @@ def main() -> None:
     for (stage, start), end in zip(stage_starts, ends):
         print(f"{stage:<12} {end - start:8.1f}")
     print(f"{'dvc repro':<12} {total:8.1f}  (target <= 240)")
+    print(other_load_since(load))
     rounds = sorted((ROOT / "data" / "metrics").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     metrics = {int(path.stem.split("_")[1]): json.loads(path.read_text()) for path in rounds}
     print(f"\n{'round':<6}" + "".join(f"{key:>12}" for key in ("pixel_acc", "seen_miou", "unseen_miou", "hiou")))

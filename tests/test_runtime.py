@@ -1,13 +1,15 @@
 """Every stage that runs torch asks glibc to keep freed buffers (zsseg/runtime.py, keep_freed_memory): a
 large tensor freed and allocated again must then come from the heap, not from a fresh mapping that the
 kernel zero-fills. Measured in fresh processes with glibc's own counters (mallinfo2), against a control
-process that does not ask."""
+process that does not ask. And a stage run from the command line ends its process without Python's teardown
+(zsseg/runtime.py, exit_without_teardown), with its outputs and buffered lines intact."""
 
 import ctypes
 import ctypes.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,51 @@ def test_a_stage_reuses_freed_tensors_instead_of_mapping_them_again():
     # The control: without the setting, each 64 MB tensor is its own mapping while it lives.
     assert all(mapped >= big for mapped in control), control
     assert all(mapped < big for mapped in _mapped_bytes("stage"))
+
+
+# A stage body that writes an output, logs, and leaves a line in stdout's buffer (a pipe is block-buffered).
+STAGE_SCRIPT = """
+import atexit, sys
+from pathlib import Path
+from zsseg.stage import stage_run
+
+atexit.register(lambda: print("teardown ran", flush=True))
+mode, output = sys.argv[1], sys.argv[2]
+sys.argv = [sys.argv[0], "--output", output]
+argv = None if mode == "command_line" else ["--output", output]
+with stage_run("probe", None, ("seed",), {"output": "file to write"}, argv, uses_torch=False) as stage:
+    Path(stage.args.output).write_text("result")
+    stage.log.info("body done")
+    print("buffered line")
+print("after the stage")
+"""
+
+
+def _run_stage_script(mode: str, output) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", STAGE_SCRIPT, mode, str(output)], capture_output=True, text=True)
+
+
+def test_a_stage_run_from_the_command_line_ends_without_teardown_and_loses_nothing(tmp_path):
+    finished = _run_stage_script("command_line", tmp_path / "out.txt")
+    assert finished.returncode == 0, finished.stderr
+    assert (tmp_path / "out.txt").read_text() == "result"
+    assert "probe: body done" in finished.stderr
+    assert finished.stdout == "buffered line\n"    # flushed, and nothing ran after the body: no atexit
+
+
+def test_a_stage_called_with_argv_returns_to_its_caller(tmp_path):
+    # The control: main(argv), as tests and `zsseg COMMAND` call it, returns and the process tears down.
+    finished = _run_stage_script("called", tmp_path / "out.txt")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == "buffered line\nafter the stage\nteardown ran\n"
+
+
+def test_a_stage_under_a_profiler_tears_down_so_that_the_profile_is_written(tmp_path):
+    script = tmp_path / "stage_script.py"
+    script.write_text(STAGE_SCRIPT)
+    profile = tmp_path / "stage.prof"
+    finished = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script), "command_line",
+                               str(tmp_path / "out.txt")], capture_output=True, text=True, cwd=Path.cwd())
+    assert finished.returncode == 0, finished.stderr
+    assert profile.stat().st_size > 0
+    assert finished.stdout.endswith("after the stage\nteardown ran\n")

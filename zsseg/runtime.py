@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import random
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,6 +68,23 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MALLOPT_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, MALLOPT_MAX))
+
+
+def exit_without_teardown() -> None:
+    """End a finished stage's process with status 0, skipping Python's teardown.
+
+    Tearing down the modules of a process that imported torch takes 0.5 s, in every stage and every round
+    (measured: ``python -c "import torch"`` 1.85 s, with ``os._exit(0)`` at the end 1.32 s). By the time a
+    stage's body returns, its outputs are closed and renamed into place, so teardown has nothing left to
+    save; what remains buffered (log lines, progress bars) is flushed here. ``atexit`` handlers do not run,
+    so under a profiler or tracer (cProfile, coverage), which write their results at exit, it returns.
+    """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def seed_everything(seed: int) -> None:

@@ -8,7 +8,8 @@ options), and runs its body inside :func:`stage_run`::
 
 Bad input (any :class:`~zsseg.errors.InputError`, a missing file, NaN) ends the stage with one line,
 ``STAGE: error: MESSAGE``, and exit status 2. Outputs are written with :func:`zsseg.atomic.atomic_path`,
-so nothing is left under an output's name.
+so nothing is left under an output's name. A stage run from the command line ends its process as soon as
+its body is done (:func:`~zsseg.runtime.exit_without_teardown`); called as ``main(argv)`` it returns.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from zsseg.config import StageParams, load_params, parse_assignment
 from zsseg.errors import InputError
-from zsseg.runtime import configure_torch, resolve_device
+from zsseg.runtime import configure_torch, exit_without_teardown, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -85,3 +86,5 @@ def stage_run(name: str | Callable[[argparse.Namespace], str], description: str 
     except (InputError, FileNotFoundError, FloatingPointError) as error:
         print(f"{stage}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
+    if argv is None:
+        exit_without_teardown()

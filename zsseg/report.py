@@ -22,8 +22,10 @@ from zsseg.pipeline import grid_cell  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
 SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "mined_classes")
-# Counts, not percentages: printed as integers.
-INTEGER_COLUMNS = ("k", "round", "mined_classes")
+# Counts, not percentages: printed as integers (a column with a missing value is float in pandas).
+INTEGER_COLUMNS = ("k", "seed", "round", "mined_classes", "n")
+# Words, aligned left in markdown; every other column holds numbers, even when already formatted.
+TEXT_COLUMNS = ("method", "comparison", "metric")
 
 
 def _metrics(metrics_directory: str | Path, name: str) -> dict:
@@ -46,16 +48,18 @@ def methods_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.Da
 
 
 def _cell(value: object, column: str) -> str:
-    if column == "method":
-        return str(value)
+    if isinstance(value, str):
+        return value
     if pd.isna(value):
         return "n/a"
     return str(int(value)) if column in INTEGER_COLUMNS else f"{value:.2f}"
 
 
 def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """Numbers to two decimals, counts as integers, missing values as n/a, text as it is."""
     columns = list(columns or frame.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if c == "method" else "---:" for c in columns) + "|"]
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in columns) + "|"]
     lines += ["| " + " | ".join(_cell(row[c], c) for c in columns) + " |" for _, row in frame.iterrows()]
     return "\n".join(lines) + "\n"
 
@@ -236,13 +240,7 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
 
 
 def views_markdown(views: list[tuple[str, pd.DataFrame]]) -> str:
-    parts = []
-    for heading, frame in views:
-        lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-                 "|" + "|".join("---" if frame[c].dtype == object else "---:" for c in frame.columns) + "|"]
-        lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-        parts.append(f"## {heading}\n\n" + "\n".join(lines) + "\n")
-    return "\n".join(parts)
+    return "\n".join(f"## {heading}\n\n" + markdown_table(frame) for heading, frame in views)
 
 
 def views_html(title: str, views: list[tuple[str, pd.DataFrame]]) -> str:

@@ -7,14 +7,11 @@ It removes data/ and runs every stage (unless --keep is given), and checks the i
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from machine_load import other_load_since, snapshot
+from stage_times import repro_stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,23 +23,12 @@ def main() -> None:
     if not args.keep:
         shutil.rmtree(ROOT / "data", ignore_errors=True)
     load = snapshot()
-    started = time.perf_counter()
-    stage_starts: list[tuple[str, float]] = []
     # --force: execute every stage, as on a fresh clone, instead of restoring DVC's run-cache.
     command = ["dvc", "repro"] if args.keep else ["dvc", "repro", "--force"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**__import__("os").environ, "TQDM_DISABLE": "1"})
-    for line in process.stdout:
-        match = re.match(r"Running stage '([^']+)'", line)
-        if match:
-            stage_starts.append((match.group(1), time.perf_counter()))
-    if process.wait() != 0:
-        sys.exit("dvc repro failed")
-    total = time.perf_counter() - started
-    ends = [start for _, start in stage_starts[1:]] + [started + total]
+    stages, total = repro_stage_times(ROOT, command)
     print(f"{'stage':<12} {'seconds':>8}")
-    for (stage, start), end in zip(stage_starts, ends):
-        print(f"{stage:<12} {end - start:8.1f}")
+    for stage, seconds in stages.items():
+        print(f"{stage:<12} {seconds:8.1f}")
     print(f"{'dvc repro':<12} {total:8.1f}  (target <= 240)")
     print(other_load_since(load))
     rounds = sorted((ROOT / "data" / "metrics").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))

@@ -9,7 +9,6 @@ import ctypes.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -100,7 +99,7 @@ def test_a_stage_under_a_profiler_tears_down_so_that_the_profile_is_written(tmp_
     script.write_text(STAGE_SCRIPT)
     profile = tmp_path / "stage.prof"
     finished = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script), "command_line",
-                               str(tmp_path / "out.txt")], capture_output=True, text=True, cwd=Path.cwd())
+                               str(tmp_path / "out.txt")], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert profile.stat().st_size > 0
     assert finished.stdout.endswith("after the stage\nteardown ran\n")

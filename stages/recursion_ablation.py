@@ -8,6 +8,7 @@ from zsseg.atomic import atomic_path
 from zsseg.embeddings import load_embeddings
 from zsseg.feature_cache import open_cache
 from zsseg.rounds import save_round, train_recursive_round
+from zsseg.sampling import seen_class_features
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batch_size", "recursion.rounds",
@@ -24,11 +25,12 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("recursion_ablation", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         cache = open_cache(Path(stage.args.features) / "train.h5", stage.params)
         embeddings = load_embeddings(stage.args.embeddings, cache.class_names)
+        real = seen_class_features(stage.params, cache, stage.log.info)
         with atomic_path(stage.args.output, directory=True) as directory:
             previous = Path(stage.args.start)
             for round_index in sorted(stage.params.recursion.rounds):
-                result = train_recursive_round(stage.params, round_index, previous, cache, embeddings, stage.device,
-                                               stage.log.info)
+                result = train_recursive_round(stage.params, round_index, previous, cache, embeddings, real,
+                                               stage.device, stage.log.info)
                 previous = directory / str(round_index)
                 previous.mkdir()
                 save_round(previous, result, cache.class_names, cache.unseen)

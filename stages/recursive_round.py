@@ -7,6 +7,7 @@ from zsseg.embeddings import load_embeddings
 from zsseg.atomic import atomic_path
 from zsseg.feature_cache import open_cache
 from zsseg.rounds import save_round, train_recursive_round
+from zsseg.sampling import seen_class_features
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batch_size", "recursion.threshold",
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run(lambda args: f"round_{args.round}", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         cache = open_cache(Path(stage.args.features) / "train.h5", stage.params)
         embeddings = load_embeddings(stage.args.embeddings, cache.class_names)
-        result = train_recursive_round(stage.params, stage.args.round, stage.args.previous, cache, embeddings,
+        real = seen_class_features(stage.params, cache, stage.log.info)
+        result = train_recursive_round(stage.params, stage.args.round, stage.args.previous, cache, embeddings, real,
                                        stage.device, stage.log.info)
         with atomic_path(stage.args.output, directory=True) as directory:
             save_round(directory, result, cache.class_names, cache.unseen)

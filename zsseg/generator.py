@@ -92,18 +92,24 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
     seen_classes, pseudo_classes = sorted(real), sorted(pseudo)
     class_ids = torch.tensor(seen_classes + pseudo_classes)
     class_embeddings = embeddings[class_ids].to(device)
+    # The seen classes' features in one tensor: a step's targets are one gather from it, not one per class.
+    seen_pool = torch.cat([real[c] for c in seen_classes])
+    seen_offsets = torch.tensor([0, *(real[c].shape[0] for c in seen_classes)]).cumsum(0)[:-1].tolist()
     log = []
     for step in tqdm(range(steps), desc=f"{stage} generator", unit="step", leave=False):
-        seen_targets = torch.stack([real[c][torch.randint(real[c].shape[0], (n,), generator=rng)]
-                                    for c in seen_classes]).to(device)
+        draws = [torch.randint(real[c].shape[0], (n,), generator=rng) + offset
+                 for c, offset in zip(seen_classes, seen_offsets)]
+        seen_targets = seen_pool.index_select(0, torch.cat(draws)).reshape(len(seen_classes), n, -1).to(device)
         pseudo_samples = [torch.randint(pseudo[u][0].shape[0], (n,), generator=rng) for u in pseudo_classes]
         noise = generator.sample_noise(class_ids.numel() * n, rng).reshape(class_ids.numel(), n, -1).to(device)
         generated = generator(class_embeddings, noise, rng)
         if pseudo_classes:
             # One batched MMD over every class: a seen class weighs its samples equally (weights of 1 give
             # exactly the unweighted MMD), a pseudo-labelled one by its pseudo-features' weights.
-            pseudo_targets = torch.stack([pseudo[u][0][index] for u, index in zip(pseudo_classes, pseudo_samples)])
-            pseudo_weights = torch.stack([pseudo[u][1][index] for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_targets = torch.stack([pseudo[u][0].index_select(0, index)
+                                          for u, index in zip(pseudo_classes, pseudo_samples)])
+            pseudo_weights = torch.stack([pseudo[u][1].index_select(0, index)
+                                          for u, index in zip(pseudo_classes, pseudo_samples)])
             weights = torch.cat([torch.ones(len(seen_classes), n), pseudo_weights]).to(device)
             every_term = mmd_loss(generated, torch.cat([seen_targets, pseudo_targets.to(device)]), params.bandwidths,
                                   weights)

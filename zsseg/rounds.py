@@ -69,9 +69,11 @@ def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tens
 
 
 def train_recursive_round(params: Params, round_index: int, previous: str | Path, cache: FeatureCache,
-                          embeddings: torch.Tensor, device: torch.device,
+                          embeddings: torch.Tensor, real: dict[int, torch.Tensor], device: torch.device,
                           log: Callable[[str], None]) -> RoundResult:
-    """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``."""
+    """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``. ``real`` is the
+    seen-class sample of ``seen_class_features``, the same in every round: a stage that trains several rounds
+    draws it once."""
     stage = f"round_{round_index}"
     recursion = params.recursion
     pseudo, counts = extract_pseudo_features(cache, load_classifier(previous), cache.unseen, recursion,
@@ -88,7 +90,6 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                 f"with confidence >= {recursion.threshold} in the mining pool: the round would "
                                 f"be seen-only training, not ZS-MMD. Lower recursion.threshold or "
                                 f"recursion.min_count, or set recursion.allow_empty_rounds: true")
-    real = seen_class_features(params, cache, log)
     generator = load_generator(previous, embeddings)
     by_class = pseudo.by_class()
     generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,

@@ -1,11 +1,13 @@
 """Benchmark: a cold `dvc repro` of the default demo, stage by stage, for this working tree and a base
 commit, on the same machine in one run, and the ratio of each stage's time.
 
-Usage: python bench/stage_times.py [--base REV] [--work DIR]   (from the project root, venv active)
+Usage: python bench/stage_times.py [--base REV] [--repeats N] [--work DIR]   (from the project root, venv active)
 
 Each side is a fresh copy (the base from `git worktree`, this side from the files git would clone) with
 its own empty data/: every stage runs. A stage's time is from DVC's "Running stage" line to the next one
 (so DVC's own bookkeeping is in it, alike on both sides). The recursive rounds are compared per round.
+The sides take turns (base, this, base, this, ...) and each time is the mean over ``--repeats`` runs: the
+speed of a shared machine drifts within minutes, and turns spread the drift over both sides alike.
 """
 
 import argparse
@@ -54,14 +56,23 @@ def repro_stage_times(root: Path, command: list[str]) -> tuple[dict[str, float],
 
 
 def timed_repro(root: Path) -> tuple[dict[str, float], float]:
+    """A cold `dvc repro --force`: no outputs and an empty DVC cache, as on a fresh clone."""
     shutil.rmtree(root / "data", ignore_errors=True)
+    shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)
     (root / "data").mkdir()
     return repro_stage_times(root, ["dvc", "repro", "--force"])
+
+
+def mean_times(runs: list[tuple[dict[str, float], float]]) -> tuple[dict[str, float], float]:
+    """Each stage's mean seconds over runs of one side (the stage order of the first), and the mean total."""
+    stages = {stage: sum(times[stage] for times, _ in runs) / len(runs) for stage in runs[0][0]}
+    return stages, sum(total for _, total in runs) / len(runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="HEAD", help="the commit to compare with (default: HEAD)")
+    parser.add_argument("--repeats", type=int, default=2, help="cold runs of each side, taking turns (default: 2)")
     parser.add_argument("--work", default="/tmp/zsseg_stage_times")
     args = parser.parse_args()
     work = Path(args.work)
@@ -73,10 +84,15 @@ def main() -> None:
         head.mkdir()
         copy_working_tree(head)
         load = snapshot()
-        results = {name: timed_repro(root) for name, root in (("base", base), ("head", head))}
+        runs = {"base": [], "head": []}
+        for _ in range(args.repeats):
+            for name, root in (("base", base), ("head", head)):
+                runs[name].append(timed_repro(root))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
-    (base_stages, base_total), (head_stages, head_total) = results["base"], results["head"]
+    shutil.rmtree(work, ignore_errors=True)
+    (base_stages, base_total), (head_stages, head_total) = mean_times(runs["base"]), mean_times(runs["head"])
+    print(f"mean of {args.repeats} cold run(s) per side, taking turns")
 
     def canonical(stage: str) -> str:
         return re.sub(r"^(round|recursive_round)@", "recursive round @", stage)

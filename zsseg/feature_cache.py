@@ -74,6 +74,9 @@ class FeatureCacheWriter:
         self.feature_offsets, self.label_offsets = [0], [0]
         self.pending: dict[str, list[np.ndarray]] = {"features": [], "feature_labels": [], "labels": []}
         self.unlabelled = np.zeros(count, dtype=bool)
+        # Written once at the end: three small HDF5 writes per image took longer than the features' own.
+        self.ids: list[str] = []
+        self.feature_shapes, self.label_shapes = np.zeros((count, 2), np.int32), np.zeros((count, 2), np.int32)
         self.chunk_rows: dict[str, int] = {}
         self.file = h5py.File(path, "w")
         try:
@@ -110,14 +113,13 @@ class FeatureCacheWriter:
             raise FloatingPointError(f"features of image {image_id!r} contain NaN or Inf")
         pixels = features.shape[0] * features.shape[1]
         self.chunk_rows = self.chunk_rows or {"features": pixels, "feature_labels": pixels, "labels": labels.size}
-        self.pending["features"].append(features.reshape(pixels, self.feature_dim).astype(np.float16))
+        self.pending["features"].append(features.reshape(pixels, self.feature_dim).astype(np.float16, copy=False))
         self.pending["feature_labels"].append(feature_labels.reshape(-1).astype(np.uint8))
         self.pending["labels"].append(labels.reshape(-1).astype(np.uint8))
         self.feature_offsets.append(self.feature_offsets[-1] + pixels)
         self.label_offsets.append(self.label_offsets[-1] + labels.size)
-        self.file["ids"][self.written] = image_id
-        self.file["feature_shapes"][self.written] = features.shape[:2]
-        self.file["label_shapes"][self.written] = labels.shape
+        self.ids.append(image_id)
+        self.feature_shapes[self.written], self.label_shapes[self.written] = features.shape[:2], labels.shape
         self.unlabelled[self.written] = unlabelled
         self.written += 1
         if len(self.pending["features"]) >= self.FLUSH_IMAGES:
@@ -132,6 +134,9 @@ class FeatureCacheWriter:
                 self._flush()
                 if self.written != self.count:
                     raise ValueError(f"{self.file.filename}: {self.written} images written, {self.count} announced")
+                self.file["ids"][:] = self.ids
+                self.file["feature_shapes"][:] = self.feature_shapes
+                self.file["label_shapes"][:] = self.label_shapes
                 self.file.create_dataset("feature_offsets", data=np.asarray(self.feature_offsets, dtype=np.int64))
                 self.file.create_dataset("label_offsets", data=np.asarray(self.label_offsets, dtype=np.int64))
                 self.file.create_dataset("unlabelled", data=self.unlabelled)

@@ -103,8 +103,8 @@ def bilinear_weights(output_size: int, input_size: int) -> torch.Tensor:
 def upsample_bilinear(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``F.interpolate(logits, size, mode="bilinear", align_corners=False)`` as two matrix products, equal up
     to float rounding. On the CPU, aten's backward of the upsampling took 12 of the backbone's ~100 ms per
-    step (the demo's 16 -> 128 px logits); the products' take 2. Evaluation keeps F.interpolate: at the
-    larger maps of a ResNet at stride 4 the products cost more than its two taps per pixel."""
+    step (the demo's 16 -> 128 px logits); the products' forward and backward take 3. Evaluation keeps
+    F.interpolate: on a ResNet's larger stride-4 maps the products cost more than its two taps per pixel."""
     rows = bilinear_weights(size[0], logits.shape[-2]).to(logits.device)
     columns = bilinear_weights(size[1], logits.shape[-1]).to(logits.device)
     return rows @ logits @ columns.T

@@ -44,7 +44,7 @@ def _separable(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Seq
 
 
 def _pad_inside_convolutions(net: nn.Module) -> None:
-    """The same arithmetic with fewer copies of the largest maps (the encode stage: 0.55 -> 0.45 s per batch of 64).
+    """The same arithmetic with fewer copies of the largest maps (a batch of 64 demo images: 0.20 -> 0.165 s).
 
     The package pads every map with a separate ZeroPad2d before each k > 1 convolution (TensorFlow's "same"),
     a full copy of the map; where that padding is symmetric (stride 1), the convolution pads by itself, which

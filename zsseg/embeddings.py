@@ -93,7 +93,7 @@ def minilm_embeddings(names: Sequence[str]) -> np.ndarray:
             hidden = model(**tokens).last_hidden_state
             mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(dim=1) / torch.clamp(mask.sum(dim=1), min=1e-9)
-            vectors[batch] = F.normalize(F.normalize(mean, p=2, dim=-1), p=2, dim=1).numpy()
+            vectors[batch] = F.normalize(F.normalize(mean, p=2, dim=1), p=2, dim=1).numpy()
     return vectors
 
 

@@ -7,11 +7,10 @@ The metrics directories hold only the JSON files, so that `dvc metrics` reads no
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from zsseg.atomic import atomic_path
 from zsseg.evaluation import evaluate_run
 from zsseg.feature_cache import open_cache
+from zsseg.metrics import write_confusion_csv
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "evaluate", "recursion.rounds")
@@ -41,9 +40,8 @@ def main(argv: list[str] | None = None) -> None:
                                    metrics["unseen_miou"], metrics["hiou"])
                     (metrics_directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
                     if split == "val":
-                        frame = pd.DataFrame(confusion, index=cache.class_names, columns=cache.class_names)
-                        frame.index.name = "ground_truth"
-                        frame.to_csv(confusion_directory / f"{result.metrics}.csv")
+                        write_confusion_csv(confusion_directory / f"{result.metrics}.csv", confusion,
+                                            cache.class_names)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from zsseg.metrics import confusion_matrix, harmonic_mean, segmentation_metrics
+from zsseg.metrics import confusion_matrix, harmonic_mean, segmentation_metrics, write_confusion_csv
 
 NAMES = ["background", "cat", "dog", "cow"]
 
@@ -97,3 +98,17 @@ def test_harmonic_mean():
     assert harmonic_mean(0.8, 0.4) == pytest.approx(2 * 0.8 * 0.4 / 1.2)
     assert harmonic_mean(0.0, 0.0) == 0.0
     assert math.isnan(harmonic_mean(float("nan"), 0.5))
+
+
+def test_confusion_csv_has_the_bytes_pandas_writes(tmp_path):
+    # Names with a comma and a quote, which CSV must quote; pandas is the reference the files were written with.
+    names = ["background", "dining, table", 'say "cheese"']
+    confusion = np.array([[5, 0, 2], [1, 7, 0], [0, 3, 123456789012]], dtype=np.int64)
+    write_confusion_csv(tmp_path / "ours.csv", confusion, names)
+    frame = pd.DataFrame(confusion, index=names, columns=names)
+    frame.index.name = "ground_truth"
+    frame.to_csv(tmp_path / "pandas.csv")
+    assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    read = pd.read_csv(tmp_path / "ours.csv", index_col="ground_truth")
+    assert read.index.tolist() == names and read.columns.tolist() == names
+    assert np.array_equal(read.to_numpy(), confusion)

@@ -1,11 +1,13 @@
 """The backbone's training loss upsamples its logits with two matrix products: F.interpolate's bilinear
-upsampling (align_corners=False), value and gradient, up to float rounding."""
+upsampling (align_corners=False), value and gradient, up to float rounding. Dense predictions upsample a
+few images at a time, with the labels of all at once."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from zsseg.backbone_training import bilinear_weights, upsample_bilinear
+from zsseg.dense_prediction import IMAGES_PER_UPSAMPLE, dense_labels
 
 
 @pytest.mark.parametrize("shape, size", [((2, 3, 16, 16), (128, 128)), ((1, 4, 13, 17), (50, 67)),
@@ -28,3 +30,16 @@ def test_weights_by_hand():
     # 2 -> 4 px: sources at -0.25 (clamped to 0), 0.25, 0.75, 1.25 (second tap clamped to the last pixel).
     expected = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])
     assert torch.equal(bilinear_weights(4, 2), expected)
+
+
+def test_dense_labels_in_chunks_equal_the_argmax_of_every_image_at_once():
+    generator = torch.Generator().manual_seed(0)
+    count = 2 * IMAGES_PER_UPSAMPLE + 3  # two whole chunks and a part
+    classifier = torch.nn.Linear(8, 5)
+    features = torch.randn(count, 6, 7, 8, generator=generator)
+    labels = dense_labels(classifier, features, (24, 29), torch.device("cpu"), "test")
+    with torch.no_grad():
+        logits = F.interpolate(classifier(features).permute(0, 3, 1, 2), size=(24, 29), mode="bilinear",
+                               align_corners=False)
+    assert labels.shape == (count, 24, 29)
+    assert torch.equal(labels, logits.argmax(dim=1))

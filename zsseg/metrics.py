@@ -9,7 +9,9 @@ leaves it out of every mean and reports it as null; ``zero`` counts it as 0, as 
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +33,17 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classe
     cells = num_classes * num_classes
     counts = torch.bincount(torch.where(valid, labels * num_classes + predictions, cells), minlength=cells + 1)
     return counts[:cells].reshape(num_classes, num_classes).cpu().numpy().astype(np.int64)
+
+
+def write_confusion_csv(path: str | Path, confusion: np.ndarray, class_names: Sequence[str]) -> None:
+    """The confusion matrix as CSV: a header of class names after ``ground_truth``, then one row per class.
+
+    The csv module, not pandas: importing pandas took 0.3 s of the evaluate stage, for this alone.
+    """
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["ground_truth", *class_names])
+        writer.writerows([name, *row] for name, row in zip(class_names, confusion.tolist()))
 
 
 def _nanmean(values: np.ndarray) -> float:

@@ -1,10 +1,8 @@
 """Stage `embed`: class-name embeddings of the dataset's classes."""
 
-import numpy as np
-
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
-from zsseg.embeddings import check_embed_params, class_embeddings
+from zsseg.embeddings import check_embed_params, class_embeddings, save_embeddings
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "embed")
@@ -20,8 +18,7 @@ def main(argv: list[str] | None = None) -> None:
         vectors = class_embeddings(names, embed.source, embed.path)
         stage.log.info("%d classes embedded with %s: %d dimensions", len(names), embed.source, vectors.shape[1])
         with atomic_path(stage.args.output) as temporary:
-            with temporary.open("wb") as handle:
-                np.savez(handle, class_names=np.asarray(names), vectors=vectors, source=np.asarray(embed.source))
+            save_embeddings(temporary, names, vectors, embed.source)
 
 
 if __name__ == "__main__":

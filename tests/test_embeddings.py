@@ -1,12 +1,14 @@
 """Class-name embeddings from the three sources, and clear errors for names without a vector."""
 
+import zipfile
+
 import numpy as np
 import pytest
 
 from conftest import SHARED
 from zsseg.config import ParamsError
 from zsseg.datasets.demo import CLASS_NAMES as DEMO_CLASSES
-from zsseg.embeddings import EmbeddingError, class_embeddings, minilm_embeddings
+from zsseg.embeddings import EmbeddingError, class_embeddings, minilm_embeddings, save_embeddings
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -117,3 +119,28 @@ def test_minilm_gives_the_bits_of_sentence_transformers(names, sentence_transfor
 def test_unknown_source():
     with pytest.raises(ParamsError, match="embed.source = 'clip': expected one of minilm, glove, word2vec"):
         class_embeddings(["cat"], "clip")
+
+
+def _local_extra_lengths(path) -> list[int]:
+    """Each member's extra-field length in its local header (bytes 28-29 of the header)."""
+    raw = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        return [int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+                for info in archive.infolist()]
+
+
+def test_saved_embeddings_load_back_with_plain_zip_headers(tmp_path):
+    names, vectors = ["background", "red circle"], np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    save_embeddings(tmp_path / "ours.npz", names, vectors, "minilm")
+    archive = np.load(tmp_path / "ours.npz")
+    assert archive["class_names"].tolist() == names and str(archive["source"]) == "minilm"
+    assert np.array_equal(archive["vectors"], vectors) and archive["vectors"].dtype == np.float32
+    # np.savez forces zip64 extra fields into the local headers, whose bytes differ between Python patch
+    # releases (3.11.2, 3.11.7); ours has none, a fixed date, and the same bytes each time.
+    np.savez(tmp_path / "savez.npz", class_names=np.asarray(names), vectors=vectors, source=np.asarray("minilm"))
+    assert all(length > 0 for length in _local_extra_lengths(tmp_path / "savez.npz"))
+    assert _local_extra_lengths(tmp_path / "ours.npz") == [0, 0, 0]
+    with zipfile.ZipFile(tmp_path / "ours.npz") as ours:
+        assert {info.date_time for info in ours.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    save_embeddings(tmp_path / "again.npz", names, vectors, "minilm")
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "ours.npz").read_bytes()

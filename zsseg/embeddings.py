@@ -6,9 +6,11 @@ naming the class (and word) that is missing.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,21 @@ def class_embeddings(names: Sequence[str], source: str, path: str | Path | None 
     if not np.isfinite(vectors).all():
         raise EmbeddingError(f"{source} embeddings contain NaN or Inf")
     return _normalise(vectors)
+
+
+def save_embeddings(path: str | Path, class_names: Sequence[str], vectors: np.ndarray, source: str) -> None:
+    """The embed stage's .npz: ``class_names``, ``vectors`` and ``source``, read back by ``np.load``.
+
+    Written member by member, not with ``np.savez``: savez forces zip64 headers, which Python 3.11.2 and
+    3.11.7 write differently, so the same vectors got another DVC hash on another interpreter. Plain zip
+    headers with zipfile's fixed 1980 date give the same bytes on both.
+    """
+    arrays = {"class_names": np.asarray(class_names), "vectors": vectors, "source": np.asarray(source)}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy"), member.getvalue())
 
 
 def load_embeddings(path: str | Path, class_names: list[str]) -> torch.Tensor:

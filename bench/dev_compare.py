@@ -14,26 +14,18 @@ import sys
 from pathlib import Path
 
 import yaml
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from zsseg.methods import results  # noqa: E402
 from zsseg.pipeline import grid_cell  # noqa: E402
+from zsseg.report import mean_and_t_interval  # noqa: E402
 
 METRICS = ("hiou", "unseen_miou", "seen_miou")
 
 
 def dev_metrics(data: Path, k: int, seed: int, stem: str) -> dict:
     return json.loads((grid_cell(data, k, seed) / "dev_metrics" / f"{stem}.json").read_text())
-
-
-def interval(differences: list[float]) -> tuple[float, float, float]:
-    mean, spread = sum(differences) / len(differences), float(stats.sem(differences))
-    if spread == 0:  # the same difference in every cell: the interval is the point
-        return mean, mean, mean
-    low, high = stats.t.interval(0.95, len(differences) - 1, loc=mean, scale=spread)
-    return mean, low, high
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
         for metric in METRICS:
             base = [dev_metrics(args.base, k, seed, result.metrics)[metric] for k, seed in cells]
             other = [dev_metrics(args.other, k, seed, result.metrics)[metric] for k, seed in cells]
-            mean, low, high = interval([b - a for a, b in zip(base, other)])
+            mean, low, high = mean_and_t_interval([b - a for a, b in zip(base, other)])
             name = f"{result.method.name} (round {result.round})"
             print(f"{name:<52} {metric:<12} {sum(base) / len(base):7.2f} {sum(other) / len(other):7.2f} "
                   f"{mean:+7.2f} [{low:+6.2f}, {high:+6.2f}]")

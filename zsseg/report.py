@@ -182,12 +182,27 @@ def mean_table(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
     return _method_order(frame.join(per_class).reset_index())
 
 
+def mean_and_t_interval(differences: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The mean of paired differences and its t-interval at ``confidence`` (scipy): NaN bounds under two
+    values, and the point itself when every difference is equal (no spread)."""
+    from scipy import stats
+
+    values = np.asarray(differences, dtype=np.float64)
+    n = values.size
+    mean = float(values.mean()) if n else float("nan")
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    spread = float(stats.sem(values))
+    if spread == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=spread)
+    return mean, float(low), float(high)
+
+
 def paired_table(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per K, the proposed method minus every other zero-shot method, seed by seed, in each of
     ``PAIRED_METRICS``: the mean difference, its t-interval at ``confidence`` (scipy) and whether the interval
     excludes 0. Seeds pair the two methods: the same backbone, cache and round 0."""
-    from scipy import stats
-
     final = final_rows(table)
     others = [method.name for method in METHODS if method.zero_shot and not method.proposed]
     rows = []
@@ -198,11 +213,7 @@ def paired_table(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             for metric in PAIRED_METRICS:
                 differences = (mine[metric] - by_method[other][metric]).dropna()
                 n = len(differences)
-                mean = float(differences.mean()) if n else float("nan")
-                spread = float(stats.sem(differences)) if n >= 2 else float("nan")
-                # Differences equal in every seed have no spread: the interval is the point itself.
-                low, high = ((float("nan"), float("nan")) if n < 2 else (mean, mean) if spread == 0 else
-                             stats.t.interval(confidence, n - 1, loc=mean, scale=spread))
+                mean, low, high = mean_and_t_interval(differences, confidence)
                 rows.append({"k": k, "comparison": f"{proposed().name} - {other}", "metric": metric, "n": n,
                              "mean_difference": mean, "ci_low": low, "ci_high": high,
                              "excludes_zero": bool(n >= 2 and (low > 0 or high < 0))})

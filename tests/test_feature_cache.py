@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from zsseg.feature_cache import SCHEMA_VERSION, CacheError, FeatureCache, FeatureCacheWriter, block_labels
+from zsseg.feature_cache import SCHEMA_VERSION, CacheError, FeatureCache, FeatureCacheWriter
+from zsseg.labels import block_labels
 
 
 SHAPES = [((2, 3), (16, 24)), ((2, 3), (16, 24)), ((3, 2), (21, 13)), ((2, 3), (16, 24)), ((1, 1), (8, 8))]
@@ -91,23 +92,3 @@ def test_nan_features_are_refused(tmp_path):
         with FeatureCacheWriter(tmp_path / "x.h5", 1, 2, {}) as writer:
             writer.write("bad", np.array([[[np.nan, 0.0]]]), np.zeros((1, 1), np.uint8),
                          np.zeros((8, 8), np.uint8))
-
-
-def test_block_labels_majority_and_purity():
-    label = np.zeros((16, 16), dtype=np.uint8)
-    label[:8, :8] = 3                 # pure block
-    label[8:, :8] = 1
-    label[8:12, :2] = 2               # 8 of 64 pixels differ: 87.5 % majority
-    label[:8, 8:] = 4
-    label[:4, 8:] = 5                 # 50 / 50 split
-    label[8:, 8:] = 255
-    assert block_labels(label, 8, 0.75).tolist() == [[3, 255], [1, 255]]
-    assert block_labels(label, 8, 0.9).tolist() == [[3, 255], [255, 255]]
-    assert block_labels(label, 8, 0.5)[0, 1] in (4, 5)
-
-
-def test_block_labels_pad_a_partial_border_block_with_ignore():
-    label = np.full((12, 8), 2, dtype=np.uint8)     # 12 rows: the second row of 8x8 blocks is half empty
-    assert block_labels(label, 8, 0.75, (2, 1)).tolist() == [[2], [255]]
-    # At 50 % the tie between class 2 and the padding goes to the lower value, the class.
-    assert block_labels(label, 8, 0.5, (2, 1)).tolist() == [[2], [2]]

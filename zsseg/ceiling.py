@@ -21,7 +21,8 @@ from tqdm import tqdm
 from zsseg.classifier import train_classifier
 from zsseg.config import Params
 from zsseg.datasets.folder import FolderDataset
-from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, block_labels
+from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache
+from zsseg.labels import block_labels
 from zsseg.runtime import derive_seed
 from zsseg.sampling import sample_class_features
 

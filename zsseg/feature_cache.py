@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 from zsseg.errors import InputError
-from zsseg.labels import IGNORE_INDEX
 
 SCHEMA_VERSION = 3
 # The params that make a cache: stored as its params_hash, which every reader checks.
@@ -42,25 +41,6 @@ CACHE_PARAMS = ("seed", "dataset", "backbone", "features")
 
 class CacheError(InputError):
     """A feature cache is missing, of another schema, or was made by other params."""
-
-
-def block_labels(label: np.ndarray, stride: int, purity: float, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """The majority label of each stride x stride block, or 255 where it covers less than ``purity``.
-
-    ``shape`` is the feature map's (h, w); a label that does not fill h * stride rows (or columns) is
-    padded with 255, as a network's padded convolutions see the border.
-    """
-    height, width = shape if shape is not None else (label.shape[0] // stride, label.shape[1] // stride)
-    padded = np.full((height * stride, width * stride), IGNORE_INDEX, dtype=np.uint8)
-    rows, columns = min(label.shape[0], height * stride), min(label.shape[1], width * stride)
-    padded[:rows, :columns] = label[:rows, :columns]
-    blocks = padded.reshape(height, stride, width, stride).transpose(0, 2, 1, 3).reshape(height, width, stride * stride)
-    counts = np.zeros((height, width, 256), dtype=np.int32)
-    for value in np.unique(blocks):
-        counts[..., value] = (blocks == value).sum(axis=2)
-    majority = counts.argmax(axis=2).astype(np.uint8)
-    share = counts.max(axis=2) / float(stride * stride)
-    return np.where(share >= purity, majority, IGNORE_INDEX).astype(np.uint8)
 
 
 class FeatureCacheWriter:

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from zsseg.datasets.folder import ClassSplit, FolderDataset
 from zsseg.encoder_maps import EncoderMaps
-from zsseg.feature_cache import FeatureCacheWriter, block_labels
+from zsseg.feature_cache import FeatureCacheWriter
+from zsseg.labels import block_labels
 from zsseg.network import SegmentationNetwork
 from zsseg.runtime import mixed_precision
 

@@ -54,6 +54,7 @@ def test_preset_with_paths_gives_zs3net_recipe(tmp_path, preset):
     assert (backbone.learning_rate, backbone.head_lr_multiplier, backbone.momentum, backbone.weight_decay) == \
         (0.007, 10.0, 0.9, 0.0005)
     assert backbone.epochs == 200 and backbone.aspp_rates == [6, 12, 18] and not backbone.freeze_encoder
+    assert backbone.loss_label_stride == 1   # ZS3Net's loss sees every label pixel
     assert params.self_training.top_percent == (75 if preset == "context" else 25)
     text = params_path.read_text()
     # params.yaml's own comments survive, and the lists keep their one-line form.

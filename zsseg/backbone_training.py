@@ -15,7 +15,7 @@ from tqdm import tqdm
 from zsseg.config import BackboneParams, choose
 from zsseg.datasets.folder import ClassSplit, DatasetError, FolderDataset
 from zsseg.encoder_maps import EncoderMaps
-from zsseg.labels import IGNORE_INDEX
+from zsseg.labels import IGNORE_INDEX, block_labels
 from zsseg.network import SegmentationNetwork, check_backbone_params
 from zsseg.optimisers import SGD, Adam, Optimiser
 from zsseg.runtime import mixed_precision, torch_generator
@@ -43,17 +43,25 @@ def seen_training_ids(dataset: FolderDataset, class_split: ClassSplit, log: Call
     return kept
 
 
+def loss_labels(label: np.ndarray, stride: int) -> np.ndarray:
+    """A label map at the resolution of the loss (``backbone.loss_label_stride``): the majority label of each
+    stride x stride block. The logits are upsampled to it, so a stride > 1 trains on fewer label pixels."""
+    return label if stride == 1 else block_labels(label, stride, purity=0.0)
+
+
 class SeenTrainingImages(Dataset):
     """Kept training images with labels in seen-classifier indices, augmented per (seed, epoch, index).
 
     With ``crop_size`` an image is randomly rescaled within ``scale_range``, padded (label 255) and
     cropped to crop_size x crop_size; every image is flipped with probability 1/2. Seeding each
-    sample by its index keeps the augmentation independent of the number of loader workers.
+    sample by its index keeps the augmentation independent of the number of loader workers. Labels
+    come at the loss's resolution (``loss_labels``).
     """
 
     def __init__(self, dataset: FolderDataset, ids: list[str], class_split: ClassSplit, crop_size: int | None,
-                 scale_range: list[float], seed: int) -> None:
+                 scale_range: list[float], loss_label_stride: int, seed: int) -> None:
         self.dataset, self.ids, self.crop_size, self.scale_range, self.seed = dataset, ids, crop_size, scale_range, seed
+        self.loss_label_stride = loss_label_stride
         self.to_seen = class_split.seen_label_map()
         self.epoch = 0
 
@@ -69,7 +77,7 @@ class SeenTrainingImages(Dataset):
         if rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-                torch.from_numpy(np.ascontiguousarray(label)).long())
+                torch.from_numpy(loss_labels(np.ascontiguousarray(label), self.loss_label_stride)).long())
 
     def _scale_and_crop(self, image: np.ndarray, label: np.ndarray,
                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +165,9 @@ def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenT
                 encoded.append((low.cpu(), high.cpu()))
         low_maps = torch.cat([low for low, _ in encoded])
         high_maps = torch.cat([high for _, high in encoded])
-    labels_tensor = torch.stack([torch.from_numpy(training_images.to_seen[label]) for label in labels])
+    labels_tensor = torch.stack([torch.from_numpy(loss_labels(training_images.to_seen[label],
+                                                              training_images.loss_label_stride))
+                                 for label in labels])
 
     def epoch() -> Iterator:
         order = torch.randperm(len(ids), generator=rng)
@@ -180,7 +190,8 @@ def train_segmentation_network(network: SegmentationNetwork, dataset: FolderData
     ``maps``: the encoder's shared maps (backbone.share_encoder_maps), read instead of running it."""
     network = network.to(device)
     rng = torch_generator(seed)
-    training_images = SeenTrainingImages(dataset, ids, class_split, params.crop_size, params.scale_range, seed)
+    training_images = SeenTrainingImages(dataset, ids, class_split, params.crop_size, params.scale_range,
+                                         params.loss_label_stride, seed)
     if params.freeze_encoder:
         network.encoder.eval().requires_grad_(False)
     precomputed = params.freeze_encoder and params.crop_size is None

@@ -70,6 +70,7 @@ class BackboneParams:
     aspp_rates: list[int]
     crop_size: int | None
     scale_range: list[float]
+    loss_label_stride: int
     epochs: int
     batch_size: int
     optimizer: str
@@ -309,6 +310,8 @@ def _check_ranges(params: Params) -> None:
              "null (train on whole images of one size) or an integer >= 32")
     _require(len(backbone.scale_range) == 2 and 0 < backbone.scale_range[0] <= backbone.scale_range[1],
              "backbone.scale_range", backbone.scale_range, "[low, high] with 0 < low <= high")
+    _require(backbone.loss_label_stride >= 1, "backbone.loss_label_stride", backbone.loss_label_stride,
+             "an integer >= 1")
     _require(backbone.head_lr_multiplier > 0, "backbone.head_lr_multiplier", backbone.head_lr_multiplier, "a number > 0")
     _require(0 <= backbone.momentum < 1, "backbone.momentum", backbone.momentum, "a number in [0, 1)")
     _require(backbone.workers >= 0, "backbone.workers", backbone.workers, "an integer >= 0")

@@ -59,6 +59,20 @@ def small_dataset(tmp_path):
     return write_folder_dataset(tmp_path / "dataset", ["background", "cat", "dog"], splits, ["dog"])
 
 
+def majority_by_hand(label: np.ndarray, stride: int, purity: float = 0.0) -> np.ndarray:
+    """Each whole stride x stride block's most frequent value (the smaller one on a tie), counted pixel by
+    pixel; 255 where it covers less than ``purity`` of the block. An independent reference for block_labels."""
+    rows, columns = label.shape[0] // stride, label.shape[1] // stride
+    expected = np.full((rows, columns), 255, dtype=label.dtype)
+    for row in range(rows):
+        for column in range(columns):
+            block = label[row * stride:(row + 1) * stride, column * stride:(column + 1) * stride].ravel().tolist()
+            most = max(block.count(value) for value in set(block))
+            if most >= purity * stride * stride:
+                expected[row, column] = min(value for value in set(block) if block.count(value) == most)
+    return expected
+
+
 def tiny_params(**overrides) -> dict:
     """params.yaml shrunk to a pipeline that runs in seconds; ``overrides`` use dotted keys."""
     import yaml

@@ -1,6 +1,7 @@
 """Stage `report`: summary tables (CSV and Markdown) of the rounds and the methods, DVC plot data, round
-curves and a prediction grid."""
+curves, a prediction grid and the machine's provenance."""
 
+import json
 from pathlib import Path
 
 from zsseg.classifier import load_classifier
@@ -8,7 +9,9 @@ from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import open_cache
 from zsseg.methods import round_curve
-from zsseg.report import markdown_table, methods_table, plot_rounds, prediction_grid, summary_table
+from zsseg.provenance import machine_provenance
+from zsseg.report import (markdown_table, methods_table, plot_rounds, prediction_grid, provenance_view, summary_table,
+                          views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "embed.source", "recursion.rounds", "report")
@@ -31,13 +34,16 @@ def main(argv: list[str] | None = None) -> None:
         images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
         classifiers = {f"round {result.round}": load_classifier(Path(args.run) / result.directory)
                        for result in round_curve(rounds)}
+        provenance = machine_provenance(params.threads, stage.device)
         with atomic_path(args.output, directory=True) as directory:
             frame.to_csv(directory / "summary.csv", index=False)
             methods.to_csv(directory / "methods.csv", index=False)
             (directory / "summary.md").write_text(
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
                 f"{len(cache.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
-                + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods))
+                + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods) + "\n"
+                + views_markdown([provenance_view(provenance)]))
+            (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             plot_rounds(frame, directory / "rounds.png")
             prediction_grid(cache, images, classifiers, count, stage.device, directory / "predictions.png")
 

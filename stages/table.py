@@ -1,7 +1,9 @@
 """Stage `table`: the paper's table over the K x seed grid, every result of every method (zsseg/methods.py):
 per seed, mean ± std over the seeds with the unseen classes' IoU, paired intervals of the proposed method
-against every other zero-shot method, each method as a fraction of the supervised ceiling, and figures."""
+against every other zero-shot method, each method as a fraction of the supervised ceiling, figures and the
+machine's provenance."""
 
+import json
 
 from zsseg.atomic import atomic_path
 from zsseg.classifier import load_classifier
@@ -10,9 +12,10 @@ from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import open_cache
 from zsseg.methods import METHODS, ceiling, final_results
 from zsseg.pipeline import grid_cell
+from zsseg.provenance import machine_provenance
 from zsseg.report import (TABLE_COLUMNS, final_rows, grid_markdown, grid_table, mean_table, mean_views, paired_table,
-                          plot_grid_methods, plot_grid_rounds, plot_unseen_classes, prediction_grid, views_html,
-                          views_markdown)
+                          plot_grid_methods, plot_grid_rounds, plot_unseen_classes, prediction_grid, provenance_view,
+                          views_html, views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "table", "recursion.rounds", "report")
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"Seeds {seeds}; a method with rounds is shown by its last round ({rounds[-1]}). The "
                   f"{ceiling().name} is an upper bound that learns from unseen labels: never a zero-shot result. "
                   f"unseen_of_ceiling is a method's unseen mIoU divided by the ceiling's in the same cell.\n\n")
-        views = mean_views(means, paired)
+        provenance = machine_provenance(params.threads, stage.device)
+        views = [*mean_views(means, paired), provenance_view(provenance)]
         title = f"Generalised zero-shot segmentation on {params.dataset.name}, K = {k_values}, seeds {seeds}"
         every_seed = [("Every seed, final results", final_rows(table)[list(TABLE_COLUMNS[1:])])]
         with atomic_path(args.output, directory=True) as directory:
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             means.to_csv(directory / "summary_mean.csv", index=False)
             paired.to_csv(directory / "paired.csv", index=False)
             (directory / "summary_mean.md").write_text(header + views_markdown(views))
+            (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             (directory / "summary_mean.html").write_text(views_html(title, views))
             (directory / "summary.html").write_text(views_html(title, every_seed))
             (directory / "summary.md").write_text(

@@ -53,20 +53,25 @@ class Stage:
     report: dict[str, Any] | None = None        # Snakemake: the output goes into `--report`
     module_name: str = ""                       # its module, when it is not stages/<name>.py
     overrides: dict[str, Any] = field(default_factory=dict)  # params.yaml values it runs with (--set)
-    # Snakemake: one thread per job, so that jobs of small models run side by side on the cores instead of
-    # one at a time on all of them. Its outputs do not depend on the thread count (tests/test_threads.py;
-    # the engines' byte-identical metrics): DVC, which runs one stage at a time, gives it `threads`.
-    one_thread: bool = False
+    threads: int | None = None                  # its threads under both engines; None: params.yaml's threads
 
     @property
     def module(self) -> str:
         return f"stages.{self.module_name or self.name}"
 
 
+# The threads of every stage that trains or applies small models (the methods, ceiling_labels, evaluate),
+# under DVC and Snakemake alike. Their bytes depend on the thread count on some CPUs (on an AMD EPYC, a
+# generator step and the classifier's training give other bytes on one thread than on two), so the count is
+# part of the stage's command (--set threads=1), not of the engine that runs it. One, so that Snakemake runs
+# such jobs side by side on the cores instead of one at a time on all of them.
+SMALL_MODEL_THREADS = 1
+
+
 def _method_stage(method: Any) -> Stage:
     return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.stage_output}"},
                  arguments=method.arguments, per_round=method.per_round and not method.chain,
-                 module_name=method.module, overrides=method.overrides, one_thread=True)
+                 module_name=method.module, overrides=method.overrides, threads=SMALL_MODEL_THREADS)
 
 
 def _method_outputs() -> tuple[str, ...]:
@@ -88,12 +93,12 @@ STAGES = (
           {"output": "{run}/features"}),
     # The unseen labels of the training images, for the supervised ceiling alone: no zero-shot stage reads it.
     Stage("ceiling_labels", {"dataset": "{data}/dataset", "features": "{run}/features"},
-          {"output": "{run}/ceiling_labels.h5"}, one_thread=True),
+          {"output": "{run}/ceiling_labels.h5"}, threads=SMALL_MODEL_THREADS),
     *(_method_stage(method) for method in METHODS),
     Stage("evaluate", {"features": "{run}/features"},
           {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics"},
           arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",),
-          one_thread=True),
+          threads=SMALL_MODEL_THREADS),
     Stage("report", {"dataset": "{data}/dataset", "features": "{run}/features", "metrics": "{run}/metrics"},
           {"output": "{run}/report"}, scope=SINGLE, arguments={"run": "{run}"}, reads=_method_outputs(),
           report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
@@ -169,6 +174,19 @@ def declared_params(module: str) -> tuple[str, ...]:
     return tuple(_module_constant(module, "PARAMS"))
 
 
+def command_overrides(entry: Stage) -> dict[str, Any]:
+    """The params.yaml values a stage's command fixes with ``--set``, the same under both engines: its
+    method's values, and its thread count where its module reads ``threads``."""
+    fixed_threads = {"threads": entry.threads} if entry.threads and "threads" in declared_params(entry.module) else {}
+    return {**entry.overrides, **fixed_threads}
+
+
+def tracked_params(entry: Stage) -> list[str]:
+    """The params.yaml keys the engines rerun a stage for: those its module declares, less the values its
+    command fixes (a change of them in params.yaml cannot change what it writes)."""
+    return [key for key in declared_params(entry.module) if key not in command_overrides(entry)]
+
+
 def summary(module: str) -> str:
     """The first paragraph of a stage module's docstring, on one line."""
     docstring = ast.get_docstring(ast.parse(module_path(module).read_text())) or module
@@ -179,7 +197,8 @@ def _arguments(entry: Stage, path: Callable[[str, str], str]) -> list[str]:
     """The command-line options of a stage; ``path(option, value)`` resolves each value."""
     options = {**entry.arguments, **entry.inputs, **entry.outputs}
     words = [word for option, value in options.items() for word in (f"--{option.replace('_', '-')}", path(option, value))]
-    return words + [word for key, value in entry.overrides.items() for word in ("--set", f"{key}={json.dumps(value)}")]
+    return words + [word for key, value in command_overrides(entry).items()
+                    for word in ("--set", f"{key}={json.dumps(value)}")]
 
 
 def stage_commands(config: Mapping[str, Any], data: str | Path, names: tuple[str, ...] | None = None,
@@ -233,7 +252,7 @@ def dvc_stages() -> dict[str, dict]:
         body = {
             "cmd": _command(entry, lambda option, value: _dvc_path(value)),
             "deps": [*code_dependencies(entry.module), *_dvc_reads(entry)],
-            "params": list(declared_params(entry.module)),
+            "params": tracked_params(entry),
             "outs": [{_dvc_path(path): {"cache": False}} if option in uncached else _dvc_path(path)
                      for option, path in entry.outputs.items()],
         }
@@ -385,8 +404,6 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                                .replace("{seed}", "{wildcards.seed}"))
             if grid_cell:
                 command += " --set dataset.unseen={wildcards.k} --set seed={wildcards.seed}"
-            if entry.one_thread:
-                command += " --set threads=1"
             log_name = entry.name + ("_{round}" if entry.per_round else "")
             log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
             rules.append(Rule(
@@ -397,13 +414,13 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 # Progress bars stay on the terminal and go to the log; Snakemake's bash strict mode
                 # (pipefail) keeps the stage's exit status.
                 command_template=command + " 2>&1 | tee {log}",
-                params=param_values(config, declared_params(entry.module)),
+                params=param_values(config, tracked_params(entry)),
                 report=entry.report,
                 wildcard_constraints=wildcards,
                 caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
                 if entry.report else {},
                 resources=job_resources(params, entry),
-                threads=1 if entry.one_thread else params.threads,
+                threads=entry.threads or params.threads,
             ))
     return rules
 

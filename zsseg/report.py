@@ -4,7 +4,7 @@ its name; round curves; qualitative grids of val predictions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unsee
 # Counts, not percentages: printed as integers (a column with a missing value is float in pandas).
 INTEGER_COLUMNS = ("k", "seed", "round", "mined_classes", "n")
 # Words, aligned left in markdown; every other column holds numbers, even when already formatted.
-TEXT_COLUMNS = ("method", "comparison", "metric")
+TEXT_COLUMNS = ("method", "comparison", "metric", "provenance", "value")
 
 
 def _metrics(metrics_directory: str | Path, name: str) -> dict:
@@ -248,6 +248,13 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
     intervals["excludes 0"] = paired["excludes_zero"].map({True: "yes", False: "no"})
     views.append(("Paired differences, seed by seed", intervals))
     return views
+
+
+def provenance_view(provenance: Mapping[str, object]) -> tuple[str, pd.DataFrame]:
+    """The machine and the versions (zsseg.provenance) as a table under its heading."""
+    return ("Provenance: the machine that wrote this page (under DVC, every stage's) and the versions that set "
+            "the last digits", pd.DataFrame({"provenance": list(provenance),
+                                              "value": [str(value) for value in provenance.values()]}))
 
 
 def views_markdown(views: list[tuple[str, pd.DataFrame]]) -> str:

@@ -368,7 +368,7 @@ def report(cells: list[dict], shape: DatasetShape, k: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(SHAPES), required=True)
-    parser.add_argument("--fractions", nargs="+", default=["1/32", "1/16", "1/8"], type=lambda t: float(Fraction(t)))
+    parser.add_argument("--fractions", nargs="+", default=[1 / 32, 1 / 16, 1 / 8], type=lambda t: float(Fraction(t)))
     parser.add_argument("--k", type=int, default=10, help="unseen classes (default 10, the largest cell)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unlabelled-share", type=float, default=None,

@@ -6,7 +6,7 @@ from pathlib import Path
 from zsseg.atomic import atomic_path
 from zsseg.ceiling import train_ceiling
 from zsseg.classifier import save_classifier
-from zsseg.feature_cache import open_cache
+from zsseg.feature_cache import open_training_caches
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "generator.real_features_per_class", "classifier", "evaluate.batch_size")
@@ -17,10 +17,10 @@ ARGUMENTS = {"features": "directory written by the features stage",
 
 def main(argv: list[str] | None = None) -> None:
     with stage_run("ceiling", __doc__, PARAMS, ARGUMENTS, argv) as stage:
-        cache = open_cache(Path(stage.args.features) / "train.h5", stage.params)
-        classifier, log = train_ceiling(stage.params, cache, Path(stage.args.labels), stage.device, stage.log.info)
+        caches = open_training_caches(stage.args.features, stage.params)
+        classifier, log = train_ceiling(stage.params, caches, Path(stage.args.labels), stage.device, stage.log.info)
         with atomic_path(stage.args.output, directory=True) as directory:
-            save_classifier(directory, classifier, log, cache.class_names, cache.unseen)
+            save_classifier(directory, classifier, log, caches.class_names, caches.unseen)
 
 
 if __name__ == "__main__":

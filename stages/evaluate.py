@@ -1,5 +1,5 @@
 """Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every result of every method
-(zsseg/methods.py), on val for the report and on dev for tuning.
+(zsseg/methods.py), on val for the report and on dev for tuning, from the network's features of each image.
 
 The metrics directories hold only the JSON files, so that `dvc metrics` reads nothing else.
 """
@@ -8,13 +8,19 @@ import json
 from pathlib import Path
 
 from zsseg.atomic import atomic_path
+from zsseg.datasets.folder import FolderDataset
+from zsseg.encoder_maps import shared_maps
 from zsseg.evaluation import evaluate_run
-from zsseg.feature_cache import open_cache
+from zsseg.feature_extraction import split_features
 from zsseg.metrics import write_confusion_csv
+from zsseg.network import NETWORK_FILE, load_network
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "evaluate", "recursion.rounds")
-ARGUMENTS = {"features": "directory written by the features stage",
+PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone", "features.batch_size", "evaluate",
+          "recursion.rounds")
+ARGUMENTS = {"dataset": "directory written by the prepare stage",
+             "backbone": "directory written by the backbone stage",
+             "encoder": "encoder maps written by the encode stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
              "output": "val metrics directory: one JSON file per result",
              "confusion": "directory for one val confusion matrix CSV per result",
@@ -23,25 +29,29 @@ ARGUMENTS = {"features": "directory written by the features stage",
 
 def main(argv: list[str] | None = None) -> None:
     with stage_run("evaluate", __doc__, PARAMS, ARGUMENTS, argv) as stage:
-        args, evaluate = stage.args, stage.params.evaluate
-        rounds = sorted(stage.params.recursion.rounds)
+        args, params = stage.args, stage.params
+        dataset = FolderDataset(args.dataset)
+        class_split = dataset.class_split(params.dataset.unseen)
+        network, _ = load_network(Path(args.backbone) / NETWORK_FILE, stage.device)
+        maps = shared_maps(args.encoder, params.backbone)
+        rounds = sorted(params.recursion.rounds)
         with (atomic_path(args.output, directory=True) as directory,
               atomic_path(args.confusion, directory=True) as confusion_directory,
               atomic_path(args.dev_output, directory=True) as dev_directory):
             for split, metrics_directory in (("val", directory), ("dev", dev_directory)):
-                path = Path(args.features) / f"{split}.h5"
-                if split == "dev" and not path.is_file():
+                if split == "dev" and not dataset.has_split(split):
                     continue
-                cache = open_cache(path, stage.params)
-                for result, metrics, confusion in evaluate_run(cache, Path(args.run), rounds, evaluate.batch_size,
-                                                               evaluate.absent_classes, stage.device):
+                batches = split_features(network, dataset, split, params.features.batch_size, stage.device,
+                                         params.backbone.mixed_precision, maps, workers=params.backbone.workers)
+                for result, metrics, confusion in evaluate_run(batches, class_split, Path(args.run), rounds,
+                                                               params.evaluate.absent_classes, stage.device):
                     stage.log.info("%s %s (%s, round %d): seen mIoU %s, unseen mIoU %s, hIoU %s", split,
                                    result.metrics, result.method.name, result.round, metrics["seen_miou"],
                                    metrics["unseen_miou"], metrics["hiou"])
                     (metrics_directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
                     if split == "val":
                         write_confusion_csv(confusion_directory / f"{result.metrics}.csv", confusion,
-                                            cache.class_names)
+                                            class_split.names)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""Stage `features`: cache the frozen network's per-pixel features and labels in HDF5 (train, val, dev)."""
+"""Stage `features`: cache the frozen network's per-pixel features of the training images in HDF5: a share of
+the labelled images' pixels with their labels, and a share of the unlabelled images' (the mining pool)."""
 
 from pathlib import Path
 
 from zsseg.atomic import atomic_path
-from zsseg.datasets.folder import SPLITS, FolderDataset
+from zsseg.datasets.folder import FolderDataset
 from zsseg.encoder_maps import shared_maps
 from zsseg.feature_cache import cache_params_hash
-from zsseg.feature_extraction import write_feature_cache
+from zsseg.feature_extraction import write_training_caches
 from zsseg.network import NETWORK_FILE, load_network
+from zsseg.runtime import derive_seed
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone", "features")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
-             "output": "directory for train.h5, val.h5 and dev.h5"}
+             "output": "directory for labelled.h5 and pool.h5"}
+# The seed key of the draw of the cached pixels, apart from every training draw's.
+CACHED_PIXELS_KEY = 7
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,10 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         attributes = {"params_hash": cache_params_hash(params), "backbone": params.backbone.arch}
         maps = shared_maps(stage.args.encoder, params.backbone)
         with atomic_path(stage.args.output, directory=True) as directory:
-            for split in (split for split in SPLITS if dataset.has_split(split)):
-                write_feature_cache(network, dataset, split, class_split, directory / f"{split}.h5",
-                                    params.features.label_purity, params.features.batch_size, stage.device,
-                                    attributes, params.backbone.workers, params.backbone.mixed_precision, maps)
+            write_training_caches(network, dataset, class_split, directory, params.features,
+                                  derive_seed(params.seed, CACHED_PIXELS_KEY), stage.device, attributes,
+                                  params.backbone.workers, params.backbone.mixed_precision, maps)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from zsseg.atomic import atomic_path
 from zsseg.embeddings import load_embeddings
-from zsseg.feature_cache import open_cache
+from zsseg.feature_cache import open_training_caches
 from zsseg.rounds import save_round, train_recursive_round
-from zsseg.sampling import seen_class_features
+from zsseg.sampling import load_seen_samples
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batch_size", "recursion.rounds",
@@ -17,23 +17,24 @@ PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batc
           "recursion.per_image_cap", "recursion.allow_empty_rounds", "recursion.pseudo_labels_in_classifier")
 ARGUMENTS = {"start": "directory of round 0 (ZS3Net's generator and classifier)",
              "features": "directory written by the features stage",
+             "samples": ".h5 written by the samples stage",
              "embeddings": ".npz written by the embed stage",
              "output": "directory for one subdirectory per round"}
 
 
 def main(argv: list[str] | None = None) -> None:
     with stage_run("recursion_ablation", __doc__, PARAMS, ARGUMENTS, argv) as stage:
-        cache = open_cache(Path(stage.args.features) / "train.h5", stage.params)
-        embeddings = load_embeddings(stage.args.embeddings, cache.class_names)
-        real = seen_class_features(stage.params, cache, stage.log.info)
+        caches = open_training_caches(stage.args.features, stage.params)
+        embeddings = load_embeddings(stage.args.embeddings, caches.class_names)
+        samples = load_seen_samples(stage.args.samples, stage.params)
         with atomic_path(stage.args.output, directory=True) as directory:
             previous = Path(stage.args.start)
             for round_index in sorted(stage.params.recursion.rounds):
-                result = train_recursive_round(stage.params, round_index, previous, cache, embeddings, real,
+                result = train_recursive_round(stage.params, round_index, previous, caches, samples, embeddings,
                                                stage.device, stage.log.info)
                 previous = directory / str(round_index)
                 previous.mkdir()
-                save_round(previous, result, cache.class_names, cache.unseen)
+                save_round(previous, result, caches)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ from pathlib import Path
 from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
-from zsseg.feature_cache import open_cache
 from zsseg.methods import round_curve
 from zsseg.provenance import machine_provenance
-from zsseg.report import (markdown_table, methods_table, plot_rounds, prediction_grid, provenance_view, summary_table,
-                          views_markdown)
+from zsseg.report import (grid_features, markdown_table, methods_table, plot_rounds, prediction_grid, provenance_view,
+                          summary_table, views_markdown)
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.name", "embed.source", "recursion.rounds", "report")
+PARAMS = ("seed", "threads", "device", "dataset.name", "dataset.unseen", "embed.source", "backbone",
+          "features.batch_size", "recursion.rounds", "report")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
-             "features": "directory written by the features stage",
+             "backbone": "directory written by the backbone stage",
+             "encoder": "encoder maps written by the encode stage",
              "metrics": "directory written by the evaluate stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
              "output": "report directory to write"}
@@ -28,10 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         rounds = sorted(params.recursion.rounds)
         frame = summary_table(args.metrics, rounds)
         methods = methods_table(args.metrics, rounds)
-        cache = open_cache(Path(args.features) / "val.h5", params)
         dataset = FolderDataset(args.dataset)
-        count = min(params.report.grid_images, len(cache))
-        images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
+        class_split = dataset.class_split(params.dataset.unseen)
+        batches, images = grid_features(params, Path(args.backbone), Path(args.encoder), dataset, stage.device)
         classifiers = {f"round {result.round}": load_classifier(Path(args.run) / result.directory)
                        for result in round_curve(rounds)}
         provenance = machine_provenance(params.threads, stage.device)
@@ -40,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
             methods.to_csv(directory / "methods.csv", index=False)
             (directory / "summary.md").write_text(
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
-                f"{len(cache.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
+                f"{len(class_split.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
                 + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods) + "\n"
                 + views_markdown([provenance_view(provenance)]))
             (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             plot_rounds(frame, directory / "rounds.png")
-            prediction_grid(cache, images, classifiers, count, stage.device, directory / "predictions.png")
+            prediction_grid(batches, images, classifiers, class_split, stage.device, directory / "predictions.png")
 
 
 if __name__ == "__main__":

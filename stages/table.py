@@ -4,22 +4,23 @@ against every other zero-shot method, each method as a fraction of the supervise
 machine's provenance."""
 
 import json
+from pathlib import Path
 
 from zsseg.atomic import atomic_path
 from zsseg.classifier import load_classifier
-from zsseg.config import load_params
 from zsseg.datasets.folder import FolderDataset
-from zsseg.feature_cache import open_cache
 from zsseg.methods import METHODS, ceiling, final_results
 from zsseg.pipeline import grid_cell
 from zsseg.provenance import machine_provenance
-from zsseg.report import (TABLE_COLUMNS, final_rows, grid_markdown, grid_table, mean_table, mean_views, paired_table,
-                          plot_grid_methods, plot_grid_rounds, plot_unseen_classes, prediction_grid, provenance_view,
-                          views_html, views_markdown)
+from zsseg.report import (TABLE_COLUMNS, final_rows, grid_features, grid_markdown, grid_table, mean_table, mean_views,
+                          paired_table, plot_grid_methods, plot_grid_rounds, plot_unseen_classes, prediction_grid,
+                          provenance_view, views_html, views_markdown)
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.name", "table", "recursion.rounds", "report")
+PARAMS = ("seed", "threads", "device", "dataset.name", "backbone", "features.batch_size", "table", "recursion.rounds",
+          "report")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
+             "encoder": "encoder maps written by the encode stage",
              "grid": "directory holding k<K>/s<seed>/ for every K and seed",
              "output": "table directory to write"}
 
@@ -33,11 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         # The qualitative grid shows the largest K, where the methods differ most, for the first seed.
         k, seed = max(k_values), seeds[0]
         run = grid_cell(args.grid, k, seed)
-        cache = open_cache(run / "features" / "val.h5", load_params(args.params, {"dataset.unseen": k,
-                                                                                  "seed": seed}))
-        count = min(params.report.grid_images, len(cache))
         dataset = FolderDataset(args.dataset)
-        images = [dataset.load_image(image_id) for image_id in dataset.ids("val")[:count]]
+        class_split = dataset.class_split(k)
+        batches, images = grid_features(params, run / "backbone", Path(args.encoder), dataset, stage.device)
         classifiers = {result.method.name + (f" round {result.round}" if result.method.per_round else ""):
                        load_classifier(run / result.directory) for result in final_results(rounds)}
         names = ", ".join(method.name for method in METHODS)
@@ -63,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
             plot_grid_rounds(table, directory / "rounds.png")
             plot_grid_methods(means, directory / "methods.png")
             plot_unseen_classes(classes, k, directory / "unseen_classes.png")
-            prediction_grid(cache, images, classifiers, count, stage.device, directory / f"predictions_k{k}.png")
+            prediction_grid(batches, images, classifiers, class_split, stage.device,
+                            directory / f"predictions_k{k}.png")
 
 
 if __name__ == "__main__":

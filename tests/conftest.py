@@ -59,6 +59,29 @@ def small_dataset(tmp_path):
     return write_folder_dataset(tmp_path / "dataset", ["background", "cat", "dog"], splits, ["dog"])
 
 
+def write_caches_by_hand(directory: Path, images: list, class_names: list[str], unseen: list[int],
+                         precision: str = "float16", stride: int = 8, params_hash: str = "abc"):
+    """labelled.h5 and pool.h5 of hand-made images, every pixel kept: ``images`` are (id, features (h, w, D),
+    feature labels (h, w), or None for an unlabelled image). Returns the caches as the stages open them."""
+    from zsseg.feature_cache import LABELLED_FILE, POOL_FILE, FeatureCache, FeatureCacheWriter, TrainingCaches
+
+    directory.mkdir(parents=True, exist_ok=True)
+    dimension = images[0][1].shape[2]
+    attributes = {"params_hash": params_hash, "stride": stride, "feature_dim": dimension, "class_names": class_names,
+                  "unseen": unseen, "label_purity": 0.5, "share": 1.0}
+    with (FeatureCacheWriter(directory / LABELLED_FILE, dimension, precision, True, attributes) as labelled,
+          FeatureCacheWriter(directory / POOL_FILE, dimension, precision, False, attributes) as pool):
+        for image_id, features, labels in images:
+            shape = features.shape[:2]
+            rows = features.reshape(-1, dimension).astype(np.float32)
+            pixels = np.arange(rows.shape[0])
+            if labels is None:
+                pool.write(image_id, rows, pixels, shape)
+            else:
+                labelled.write(image_id, rows, pixels, shape, labels.reshape(-1))
+    return TrainingCaches(FeatureCache(directory / LABELLED_FILE), FeatureCache(directory / POOL_FILE))
+
+
 def majority_by_hand(label: np.ndarray, stride: int, purity: float = 0.0) -> np.ndarray:
     """Each whole stride x stride block's most frequent value (the smaller one on a tie), counted pixel by
     pixel; 255 where it covers less than ``purity`` of the block. An independent reference for block_labels."""

@@ -92,7 +92,7 @@ def dvc_chain(base: Path) -> dict[str, Path]:
     committed; then, in a clone of that commit, `dvc exp run --queue` over K = 2, 4 run by
     `dvc queue start -j 1`."""
     root = project_clone(base / "dvc")
-    kill_mid_stage(["dvc", "repro"], root, "features", "data/features", delay=0.0, while_writing="train.h5")
+    kill_mid_stage(["dvc", "repro"], root, "features", "data/features", delay=0.0, while_writing="pool.h5")
     run(["dvc", "repro"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "baseline results"], root)

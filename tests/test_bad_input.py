@@ -30,7 +30,8 @@ def stage_arguments(stage, params, dataset, data):
         return common + ["--dataset", str(dataset)]
     if stage == "backbone":
         return common + ["--dataset", str(dataset), "--encoder", str(data / "encoder_maps.h5")]
-    rounds = ["--features", str(data / "features"), "--embeddings", str(data / "embeddings.npz")]
+    rounds = ["--features", str(data / "features"), "--samples", str(data / "samples.h5"),
+              "--embeddings", str(data / "embeddings.npz")]
     if stage == "round_0":
         return common + rounds
     return common + ["--round", "1", "--previous", str(data / "rounds" / "0")] + rounds

@@ -133,6 +133,7 @@ def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
     import typing
 
     from zsseg import config
+    from zsseg.feature_cache import precision_datasets
     from zsseg.generator import INITS, NOISES
     from zsseg.metrics import ABSENT_CLASSES
     from zsseg.pseudo_features import MINING_POOLS, SELECTIONS, WEIGHTINGS
@@ -142,7 +143,7 @@ def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
     registries = {"generator.noise": NOISES, "generator.init": INITS, "classifier.sampling": CLASSIFIER_SAMPLINGS,
                   "recursion.mining_pool": MINING_POOLS, "recursion.weighting": WEIGHTINGS,
                   "recursion.selection": SELECTIONS, "self_training.selection": SELF_TRAINING_SELECTIONS,
-                  "evaluate.absent_classes": ABSENT_CLASSES}
+                  "evaluate.absent_classes": ABSENT_CLASSES, "features.precision": precision_datasets(1)}
     choices = {}
     for section, section_type in typing.get_type_hints(config.Params).items():
         if dataclasses.is_dataclass(section_type):

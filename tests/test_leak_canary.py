@@ -29,7 +29,8 @@ from zsseg.methods import METHODS, results
 pytestmark = pytest.mark.pipeline
 
 UNSEEN_K = 3
-TRAINING_STAGES = ("prepare", "embed", "encode", "backbone", "features", "ceiling_labels", *(m.stage for m in METHODS))
+TRAINING_STAGES = ("prepare", "embed", "encode", "backbone", "features", "samples", "ceiling_labels",
+                   *(m.stage for m in METHODS))
 ZERO_SHOT = {method.name for method in METHODS if method.zero_shot}
 
 
@@ -40,12 +41,19 @@ def digest_file(path) -> str:
         return hashlib.sha256(b"".join(value.detach().cpu().numpy().tobytes() for _, value in sorted(tensors.items())
                                        if torch.is_tensor(value))).hexdigest()
     if path.suffix == ".h5":
-        with h5py.File(path, "r") as handle:
-            parts = []
-            for name in sorted(handle):
-                values = handle[name][()]
+        # Every dataset of every group, and every attribute, by name.
+        parts = []
+
+        def add(name, node):
+            parts.append(name.encode() + repr(sorted((key, str(value)) for key, value in node.attrs.items())).encode())
+            if isinstance(node, h5py.Dataset):
+                values = node[()]
                 parts.append("\n".join(v.decode() if isinstance(v, bytes) else str(v) for v in values).encode()
                              if values.dtype == object else values.tobytes())
+
+        with h5py.File(path, "r") as handle:
+            add("/", handle)
+            handle.visititems(add)
         return hashlib.sha256(b"".join(parts)).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -64,7 +72,8 @@ def training_artifacts(workdir, params_path) -> tuple[dict[str, str], dict[str, 
                 for path in sorted(directory.iterdir())}
 
     zero_shot = digests([out / "backbone", *(out / r.directory for r in results(rounds) if r.method.name in ZERO_SHOT)])
-    zero_shot["features/train.h5"] = digest_file(out / "features" / "train.h5")
+    for name in ("features/labelled.h5", "features/pool.h5", "samples.h5"):
+        zero_shot[name] = digest_file(out / name)
     upper_bound = digests([out / r.directory for r in results(rounds) if r.method.name not in ZERO_SHOT])
     return zero_shot, upper_bound
 
@@ -114,13 +123,14 @@ def rerun_after(canary, image_ids, edit, with_ceiling=False):
 
 def test_the_artifacts_cover_every_method_and_mined_pseudo_features(canary):
     *_, baseline, ceiling = canary
-    assert {"backbone/network.pt", "features/train.h5", "rounds/0/generator.pt", "rounds/0/classifier.pt",
+    assert {"backbone/network.pt", "features/labelled.h5", "features/pool.h5", "samples.h5", "rounds/0/generator.pt",
+            "rounds/0/classifier.pt",
             "rounds/1/pseudo_features.h5", "self_training/classifier.pt",
             "ablations/without_pseudo_features/1/classifier.pt"} <= set(baseline)
     assert "ceiling/classifier.pt" in ceiling and not any(name.startswith("ceiling") for name in baseline)
     workdir = canary[0]
     with h5py.File(workdir / "out" / "rounds" / "1" / "pseudo_features.h5", "r") as handle:
-        assert handle["features"].shape[0] > 0
+        assert handle["classes"].shape[0] > 0
     assert json.loads((workdir / "out" / "rounds" / "1" / "training_log.json").read_text())["mined_classes"] > 0
 
 

@@ -1,15 +1,16 @@
 """NaN or Inf stops a stage with a message naming the stage, round, step and class; a class with too
 few pseudo-features is skipped with its count, and all-zero confidence weights do not divide by zero."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from test_feature_cache import write_cache
+from conftest import write_caches_by_hand
+from test_feature_cache import hand_images
 from zsseg.classifier import train_classifier
 from zsseg.config import ClassifierParams, GeneratorParams, RecursionParams
 from zsseg.errors import NumericalError
-from zsseg.feature_cache import FeatureCache
 from zsseg.generator import FeatureGenerator, generate_features, train_generator
 from zsseg.pseudo_features import extract_pseudo_features
 
@@ -67,23 +68,25 @@ def nan_classifier():
     return classifier
 
 
+def hand_caches(directory):
+    return write_caches_by_hand(directory, hand_images(), ["background", "a", "b"], [2])
+
+
 def test_nan_logits_stop_pseudo_feature_mining(tmp_path):
-    write_cache(tmp_path / "train.h5")
     with pytest.raises(NumericalError, match="round_2: pseudo-features: the previous round's classifier gives NaN"):
-        extract_pseudo_features(FeatureCache(tmp_path / "train.h5"), nan_classifier(), [2], recursion(0.5, 100, 1),
-                                2, CPU, 0, "round_2")
+        extract_pseudo_features(hand_caches(tmp_path), nan_classifier(), [2], recursion(0.5, 100, 1), 2, CPU, 0,
+                                "round_2")
 
 
 def test_class_below_min_count_is_skipped_with_its_count(tmp_path):
-    write_cache(tmp_path / "train.h5")
     classifier = nn.Linear(4, 3)
     with torch.no_grad():
         classifier.weight.zero_()
         classifier.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))  # every unlabelled pixel -> class 2, confidently
-    cache = FeatureCache(tmp_path / "train.h5")
-    pseudo, stats = extract_pseudo_features(cache, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0,
+    caches = hand_caches(tmp_path)
+    pseudo, stats = extract_pseudo_features(caches, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0,
                                             "round_1")
-    unlabelled = sum(int(batch.unlabelled[batch.pixel_images()].sum()) for batch in cache.batches(2))
+    unlabelled = sum(int(np.prod(image[1].shape[:2])) for image in hand_images() if image[2] is None)
     assert stats == {"b": {"confident_pixels": unlabelled, "kept": 0, "skipped": True}}
     assert pseudo.features.shape == (0, 4) and not pseudo.by_class()
     # Nothing to feed back: the generator trains on the seen term alone.

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import SHARED, run_stages_in_process, tiny_params, write_folder_dataset, write_params
@@ -160,12 +161,15 @@ def test_tiny_voc_pipeline_with_resnet101_deeplabv3plus(tmp_path):
         "backbone.head_lr_multiplier": 10.0}))
     assert set(metrics["per_class_iou"]) <= set(VOC_NAMES)
     assert 0 <= metrics["hiou"] <= 100
-    from zsseg.feature_cache import FeatureCache
+    from zsseg.feature_cache import LABELLED_FILE, FeatureCache
+    from zsseg.feature_extraction import split_features
+    from zsseg.network import NETWORK_FILE, load_network
 
-    cache = FeatureCache(tmp_path / "data" / "features" / "val.h5")
-    assert cache.stride == 4
-    assert cache.label_shapes[0] == (375, 500)                 # evaluated at its own, full resolution
-    assert cache.feature_shapes[0] == (94, 125)
+    assert FeatureCache(tmp_path / "data" / "features" / LABELLED_FILE).stride == 4
+    network, _ = load_network(tmp_path / "data" / "backbone" / NETWORK_FILE, torch.device("cpu"))
+    batch = next(split_features(network, FolderDataset(tmp_path / "data" / "dataset"), "val", 1, torch.device("cpu")))
+    assert batch.labels[0].shape == (375, 500)                 # evaluated at its own, full resolution
+    assert tuple(batch.features.shape[1:3]) == (94, 125)
 
 
 @pytest.mark.pipeline

@@ -14,7 +14,11 @@ from PIL import Image
 
 from stages import predict as predict_stage
 from zsseg.cli import main as zsseg_main
-from zsseg.feature_cache import FeatureCache
+from zsseg.config import load_params
+from zsseg.datasets.folder import FolderDataset
+from zsseg.encoder_maps import shared_maps
+from zsseg.feature_extraction import split_features
+from zsseg.network import NETWORK_FILE, load_network
 from zsseg.classifier import load_classifier
 from zsseg.dense_prediction import predict
 
@@ -23,8 +27,11 @@ from zsseg.dense_prediction import predict
 def trained(snakemake_run):
     data = snakemake_run / "data"
     names = (data / "dataset" / "classes.txt").read_text().split("\n")[:-1]
-    cache = FeatureCache(data / "features" / "val.h5")
-    batch = next(cache.batches(2))
+    # The evaluate stage's features of the first val images: the head on the encode stage's shared maps.
+    params = load_params(snakemake_run / "params.yaml")
+    network, _ = load_network(data / "backbone" / NETWORK_FILE, torch.device("cpu"))
+    batch = next(split_features(network, FolderDataset(data / "dataset"), "val", 2, torch.device("cpu"),
+                                maps=shared_maps(data / "encoder_maps.h5", params.backbone)))
     evaluated = predict(batch, load_classifier(data / "rounds" / "1"), torch.device("cpu"))
     image = next((data / "dataset" / "images").glob(f"{batch.ids[0]}.*"))
     return {"root": snakemake_run, "names": names, "image": image, "evaluated": evaluated[0].numpy()}

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import write_caches_by_hand
 from zsseg.config import RecursionParams
-from zsseg.feature_cache import FeatureCache, FeatureCacheWriter
 from zsseg.pseudo_features import extract_pseudo_features
 
 CPU = torch.device("cpu")
@@ -27,13 +27,11 @@ def confidence(x: float) -> float:
 
 @pytest.fixture
 def cache(tmp_path):
-    attributes = {"stride": 8, "feature_dim": 2, "class_names": ["background", "a", "b"], "unseen": [2]}
-    with FeatureCacheWriter(tmp_path / "train.h5", 3, 2, attributes) as writer:
-        for index, (row, unlabelled) in enumerate(zip(X, UNLABELLED)):
-            features = np.array([[[x, 0.0] for x in row]], np.float32)
-            labels = np.full((1, 4), 255 if unlabelled else 1, np.uint8)
-            writer.write(f"image{index}", features, labels, np.full((8, 32), labels[0, 0], np.uint8), unlabelled)
-    return FeatureCache(tmp_path / "train.h5")
+    """The labelled image in labelled.h5, the unlabelled ones in pool.h5 (the mining pool)."""
+    images = [(f"image{index}", np.array([[[x, 0.0] for x in row]], np.float32),
+               None if unlabelled else np.full((1, 4), 1, np.uint8))
+              for index, (row, unlabelled) in enumerate(zip(X, UNLABELLED))]
+    return write_caches_by_hand(tmp_path, images, ["background", "a", "b"], [2])
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from zsseg import pipeline
 from zsseg.config import ParamsError, parse_params
 
 BIN = Path(sys.executable).parent
-# The stages that run the network, by hand: each trains it or runs it over images.
-NETWORK_STAGES = {"encode", "backbone", "features"}
+# The stages that run the network, by hand: each trains it or runs it over images (evaluate, the report and the
+# table run it over val images, which are not cached).
+NETWORK_STAGES = {"encode", "backbone", "features", "evaluate", "report", "table"}
 
 
 def params(**resources):
@@ -52,7 +53,7 @@ def test_a_stage_takes_its_own_values_over_the_defaults():
     data = params(mem_mb=1000, runtime=5, gpus=2, stages={"backbone": {"mem_mb": 64000, "runtime": 2880}})
     assert resources_of(data, "backbone") == {"mem_mb": 64000, "runtime": 2880, "gpu": 2}
     assert resources_of(data, "features") == {"mem_mb": 1000, "runtime": 5, "gpu": 2}
-    assert resources_of(data, "evaluate") == {"mem_mb": 1000, "runtime": 5}
+    assert resources_of(data, "round_0") == {"mem_mb": 1000, "runtime": 5}
 
 
 def test_no_gpu_is_asked_for_on_the_cpu_or_for_a_stage_without_the_network():

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zsseg.feature_cache import FeatureCache, FeatureCacheWriter
+from conftest import write_caches_by_hand
 from zsseg.self_training import self_training_features, top_percent_mask
 
 
@@ -26,22 +26,18 @@ def test_equal_confidences_are_broken_by_position():
     assert mask.tolist() == [True, True, False, False]
 
 
-def write_two_images(path):
+def write_two_images(directory):
     """Image 0: x = 0.9, 0.2, 0.5 (labelled, so outside the pool by default); image 1: x = 0.8, 0.95, 0.1 and
     image 2: x = 0.85, 0.45, 0.6 (unlabelled)."""
     rows = [[0.9, 0.2, 0.5], [0.8, 0.95, 0.1], [0.85, 0.45, 0.6]]
-    attributes = {"stride": 8, "feature_dim": 2, "class_names": ["background", "a", "b"], "unseen": [2]}
-    with FeatureCacheWriter(path, 3, 2, attributes) as writer:
-        for index, row in enumerate(rows):
-            unlabelled = index > 0
-            labels = np.full((1, 3), 255 if unlabelled else 1, np.uint8)
-            writer.write(f"image{index}", np.array([[[x, 0] for x in row]], np.float32), labels,
-                         np.full((8, 24), labels[0, 0], np.uint8), unlabelled)
+    images = [(f"image{index}", np.array([[[x, 0] for x in row]], np.float32),
+               None if index > 0 else np.full((1, 3), 1, np.uint8)) for index, row in enumerate(rows)]
+    caches = write_caches_by_hand(directory, images, ["background", "a", "b"], [2])
     classifier = nn.Linear(2, 3)
     with torch.no_grad():
         classifier.weight.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [20.0, 0.0]]))
         classifier.bias.copy_(torch.tensor([0.0, 0.0, -8.0]))   # class 2 wins where x > 0.4
-    return FeatureCache(path), classifier
+    return caches, classifier
 
 
 def kept_x(pseudo):
@@ -49,7 +45,7 @@ def kept_x(pseudo):
 
 
 def test_top_by_image_takes_the_share_in_each_unlabelled_image(tmp_path):
-    cache, classifier = write_two_images(tmp_path / "train.h5")
+    cache, classifier = write_two_images(tmp_path)
     pseudo, stats = self_training_features(cache, classifier, [2], percent=50, selection="top_by_image",
                                            per_class_cap=10, pool="unlabelled_images", batch_size=1,
                                            device=torch.device("cpu"))
@@ -60,7 +56,7 @@ def test_top_by_image_takes_the_share_in_each_unlabelled_image(tmp_path):
 
 
 def test_top_over_split_ranks_every_pixel_of_the_pool_together(tmp_path):
-    cache, classifier = write_two_images(tmp_path / "train.h5")
+    cache, classifier = write_two_images(tmp_path)
     pseudo, stats = self_training_features(cache, classifier, [2], percent=50, selection="top_over_split",
                                            per_class_cap=10, pool="unlabelled_images", batch_size=2,
                                            device=torch.device("cpu"))

@@ -39,7 +39,7 @@ def test_dense_labels_in_chunks_equal_the_argmax_of_every_image_at_once():
     features = torch.randn(count, 6, 7, 8, generator=generator)
     labels = dense_labels(classifier, features, (24, 29), torch.device("cpu"), "test")
     with torch.no_grad():
-        logits = F.interpolate(classifier(features).permute(0, 3, 1, 2), size=(24, 29), mode="bilinear",
+        logits = F.interpolate(classifier(features.half().float()).permute(0, 3, 1, 2), size=(24, 29), mode="bilinear",
                                align_corners=False)
     assert labels.shape == (count, 24, 29)
     assert torch.equal(labels, logits.argmax(dim=1))

@@ -87,6 +87,9 @@ class BackboneParams:
 class FeaturesParams:
     batch_size: int
     label_purity: float
+    precision: Literal["uint8", "float16"]
+    labelled_share: float
+    pool_share: float
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class SelfTrainingParams:
 class TableParams:
     k_values: list[int]
     seeds: list[int]
+    check_free_space: bool
 
 
 @dataclass(frozen=True)
@@ -343,8 +347,9 @@ def _check_ranges(params: Params) -> None:
     _require(backbone.weight_decay >= 0, "backbone.weight_decay", backbone.weight_decay, "a number >= 0")
     _require(all(rate >= 1 for rate in backbone.aspp_rates) and backbone.aspp_rates, "backbone.aspp_rates",
              backbone.aspp_rates, "a non-empty list of dilation rates >= 1")
-    _require(0 < params.features.label_purity <= 1, "features.label_purity", params.features.label_purity,
-             "a number in (0, 1]")
+    for name in ("label_purity", "labelled_share", "pool_share"):
+        value = getattr(params.features, name)
+        _require(0 < value <= 1, f"features.{name}", value, "a number in (0, 1]")
     _require(0 <= params.generator.dropout < 1, "generator.dropout", params.generator.dropout, "a number in [0, 1)")
     _require(bool(params.generator.bandwidths) and all(b > 0 for b in params.generator.bandwidths),
              "generator.bandwidths", params.generator.bandwidths, "a non-empty list of numbers > 0")

@@ -1,4 +1,4 @@
-"""Dense class predictions from cached or fresh feature maps: logits upsampled bilinearly, then argmax.
+"""Dense class predictions from the network's feature maps: logits upsampled bilinearly, then argmax.
 
 The evaluate stage, the report's qualitative grids and `zsseg predict` all classify through here.
 """
@@ -10,42 +10,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg.errors import NumericalError
-from zsseg.feature_cache import CacheBatch
+from zsseg.feature_extraction import SplitBatch
 
 IMAGES_PER_UPSAMPLE = 16
 
 
 @torch.no_grad()
-def predict(batch: CacheBatch, classifier: nn.Linear, device: torch.device) -> list[torch.Tensor]:
-    """Dense predictions at each image's label resolution: logits upsampled bilinearly, then argmax.
-
-    Consecutive images of one size are classified and upsampled together.
-    """
-    classifier = classifier.to(device)
-    shapes = batch.feature_shapes
-    predictions: list[torch.Tensor] = []
-    start, row = 0, 0
-    while start < len(shapes):
-        stop = start + 1
-        while (stop < len(shapes) and shapes[stop] == shapes[start]
-               and batch.labels[stop].shape == batch.labels[start].shape):
-            stop += 1
-        # Images of one size lie one after the other in the batch: a view of them, not a copy.
-        height, width = shapes[start]
-        rows = (stop - start) * height * width
-        features = batch.features[row:row + rows].reshape(stop - start, height, width, -1)
-        predictions.extend(dense_labels(classifier, features, tuple(batch.labels[start].shape), device,
-                                        f"prediction: image {batch.ids[start]!r}.."))
-        start, row = stop, row + rows
-    return predictions
+def predict(batch: SplitBatch, classifier: nn.Linear, device: torch.device) -> list[torch.Tensor]:
+    """Dense predictions of a batch of images of one size, at their labels' resolution."""
+    labels = dense_labels(classifier, batch.features, tuple(batch.labels[0].shape), device,
+                          f"prediction: image {batch.ids[0]!r}..")
+    return list(labels)
 
 
 @torch.no_grad()
 def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int, int], device: torch.device,
                  where: str) -> torch.Tensor:
     """Class indices (B, H, W) of feature maps (B, h, w, D) of one size: logits upsampled bilinearly
-    to ``size``, then argmax. The evaluate stage and `zsseg predict` both classify through here."""
-    logits = classifier.to(device)(features.to(device)).permute(0, 3, 1, 2)
+    to ``size``, then argmax. The evaluate stage and `zsseg predict` both classify through here.
+
+    The features are rounded to float16 first. The same image's features computed along two paths (the
+    encoder's shared maps of a batch, or the encoder on that one image) differ in their last float32 digits,
+    which could flip a pixel whose two top logits tie; rounded, they are the same, so `zsseg predict`
+    reproduces the evaluate stage's prediction.
+    """
+    logits = classifier.to(device)(features.to(device).half().float()).permute(0, 3, 1, 2)
     if not torch.isfinite(logits).all():
         raise NumericalError(f"{where}: logits contain NaN or Inf")
     # A few images at a time: their full-size logits stay in the CPU's caches (16 demo images: 22 MB; 64 at

@@ -1,32 +1,35 @@
-"""Evaluation on a cached split, streamed batch by batch: a classifier's confusion matrix, and the metrics
-of every result of every method of a run."""
+"""Evaluation of every result of every method of a run on a split, from the network: each batch of images
+goes through the run's frozen network once, and every classifier classifies its features.
+
+Val and dev are not cached (zsseg/feature_cache.py): at VOC and Pascal-Context sizes their features would
+take more disk than everything else a cell writes, and the network's pass over them is the same work the
+features stage would have done to cache them.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from zsseg.classifier import LOG_FILE, load_classifier
+from zsseg.datasets.folder import ClassSplit
 from zsseg.dense_prediction import predict
-from zsseg.feature_cache import FeatureCache
+from zsseg.feature_extraction import SplitBatch
 from zsseg.methods import Result, results
 from zsseg.metrics import confusion_matrix, segmentation_metrics
 
 
-def evaluate_classifiers(cache: FeatureCache, classifiers: list[nn.Linear], batch_size: int,
+def evaluate_classifiers(batches: Iterable[SplitBatch], classifiers: list[nn.Linear], num_classes: int,
                          device: torch.device) -> list[np.ndarray]:
-    """The confusion matrix of each classifier over the split of ``cache``, read once for all of them."""
-    num_classes = len(cache.class_names)
+    """The confusion matrix of each classifier over the images of ``batches``, each batch used by all of them."""
     confusions = [np.zeros((num_classes, num_classes), dtype=np.int64) for _ in classifiers]
-    for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="evaluate",
-                      unit="batch", leave=False):
-        labels = torch.cat([label.reshape(-1) for label in batch.labels])
+    for batch in batches:
+        labels = torch.cat([torch.from_numpy(label).reshape(-1) for label in batch.labels])
         for confusion, classifier in zip(confusions, classifiers):
             # One count per batch: per image, the bookkeeping costs more than the counting.
             predictions = torch.cat([prediction.reshape(-1) for prediction in predict(batch, classifier, device)])
@@ -34,20 +37,15 @@ def evaluate_classifiers(cache: FeatureCache, classifiers: list[nn.Linear], batc
     return confusions
 
 
-def evaluate_classifier(cache: FeatureCache, classifier: nn.Linear, batch_size: int,
-                        device: torch.device) -> np.ndarray:
-    return evaluate_classifiers(cache, [classifier], batch_size, device)[0]
-
-
-def evaluate_run(cache: FeatureCache, run: Path, rounds: list[int], batch_size: int, absent_classes: str,
-                 device: torch.device) -> Iterator[tuple[Result, dict, np.ndarray]]:
+def evaluate_run(batches: Iterable[SplitBatch], class_split: ClassSplit, run: Path, rounds: list[int],
+                 absent_classes: str, device: torch.device) -> Iterator[tuple[Result, dict, np.ndarray]]:
     """Every result of every method in the run directory ``run``: its metrics and confusion matrix on the
-    split of ``cache``. A recursive round's metrics also record how many unseen classes it mined."""
+    images of ``batches``. A recursive round's metrics also record how many unseen classes it mined."""
     found = results(rounds)
-    confusions = evaluate_classifiers(cache, [load_classifier(run / result.directory) for result in found],
-                                      batch_size, device)
+    confusions = evaluate_classifiers(batches, [load_classifier(run / result.directory) for result in found],
+                                      class_split.num_classes, device)
     for result, confusion in zip(found, confusions):
-        metrics = segmentation_metrics(confusion, cache.class_names, cache.unseen, absent_classes)
+        metrics = segmentation_metrics(confusion, list(class_split.names), list(class_split.unseen), absent_classes)
         log = json.loads((run / result.directory / LOG_FILE).read_text())
         if "mined_classes" in log:
             metrics["mined_classes"] = log["mined_classes"]

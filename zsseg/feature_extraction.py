@@ -1,8 +1,10 @@
-"""Caching the frozen network's per-pixel features and labels of a split to HDF5 (the features stage)."""
+"""The network's per-pixel features of a split's images: cached for the train split (the features stage), and
+computed afresh for val and dev wherever they are classified (evaluate, the report, the table)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +12,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from zsseg.config import FeaturesParams
 from zsseg.datasets.folder import ClassSplit, FolderDataset
 from zsseg.encoder_maps import EncoderMaps
-from zsseg.feature_cache import FeatureCacheWriter
+from zsseg.feature_cache import LABELLED_FILE, POOL_FILE, FeatureCacheWriter
 from zsseg.labels import block_labels
 from zsseg.network import SegmentationNetwork
-from zsseg.runtime import mixed_precision
+from zsseg.runtime import mixed_precision, torch_generator
 
 
 class _SplitImages(Dataset):
@@ -71,37 +74,73 @@ def head_features(network: SegmentationNetwork, low: torch.Tensor, high: torch.T
     return features.float().permute(0, 2, 3, 1).cpu().numpy()
 
 
-@torch.no_grad()
-def write_feature_cache(network: SegmentationNetwork, dataset: FolderDataset, split: str, class_split: ClassSplit,
-                        path: str | Path, label_purity: float, batch_size: int, device: torch.device,
-                        attributes: dict, workers: int = 0, use_mixed_precision: bool = True,
-                        maps: EncoderMaps | None = None) -> None:
-    """Run the frozen network over a split, every image at its own size, and cache features and labels.
+@dataclass
+class SplitBatch:
+    """Consecutive images of one size: their network features and labels."""
 
-    In the train split an image with any unseen pixel is unlabelled (``ClassSplit.training_label``):
-    its labels become 255 *before* anything is written, so no later stage sees any label of it, only
-    its bit. Images of equal size share a batch. With ``maps`` (shared by the encode stage), the head runs
-    on them and the images are not read.
+    ids: list[str]
+    features: torch.Tensor      # (B, h, w, D) float32
+    labels: list[np.ndarray]    # (H, W) uint8 each; in the train split, what a training stage may see
+    unlabelled: list[bool]      # train: the image holds an unseen pixel; false elsewhere
+
+
+@torch.no_grad()
+def split_features(network: SegmentationNetwork, dataset: FolderDataset, split: str, batch_size: int,
+                   device: torch.device, use_mixed_precision: bool = True, maps: EncoderMaps | None = None,
+                   training: ClassSplit | None = None, workers: int = 0, ids: Sequence[str] | None = None,
+                   ) -> Iterator[SplitBatch]:
+    """The network's features of the images of ``split`` (or of ``ids`` of it), each at its own size,
+    ``batch_size`` images read at a time and run in groups of one size. With ``maps`` (shared by the encode
+    stage), the head runs on them and the images are not read.
+
+    With ``training`` (the train split), an image with any unseen pixel is unlabelled
+    (``ClassSplit.training_label``): its label is all 255 *before* it leaves the loader, so nothing
+    downstream sees any label of it, only its bit.
     """
     network = network.to(device).eval()
-    ids = dataset.ids(split)
-    training = split == "train"
-    attributes = {**attributes, "split": split, "stride": network.stride, "feature_dim": network.feature_dim,
-                  "class_names": list(class_split.names), "unseen": list(class_split.unseen),
-                  "label_purity": label_purity, "labels": "labelled images only" if training else "all"}
-    loader = DataLoader(_SplitImages(dataset, ids, class_split if training else None, images=maps is None),
-                        batch_size=batch_size, num_workers=workers, collate_fn=list)
-    with FeatureCacheWriter(path, len(ids), network.feature_dim, attributes) as writer:
-        for items in tqdm(loader, desc=f"features {split}", unit="batch"):
-            for run in _same_size_runs(items):
-                if maps is None:
-                    features = network_features(network, [item[1] for item in run], device, use_mixed_precision)
+    ids = list(dataset.ids(split) if ids is None else ids)
+    loader = DataLoader(_SplitImages(dataset, ids, training, images=maps is None), batch_size=batch_size,
+                        num_workers=workers, collate_fn=list)
+    for items in tqdm(loader, desc=f"network {split}", unit="batch", leave=False):
+        for run in _same_size_runs(items):
+            if maps is None:
+                features = network_features(network, [item[1] for item in run], device, use_mixed_precision)
+            else:
+                features = head_features(network, *maps.read(split, [item[0] for item in run]), device,
+                                         use_mixed_precision)
+            yield SplitBatch([item[0] for item in run], torch.from_numpy(features), [item[2] for item in run],
+                             [item[3] for item in run])
+
+
+@torch.no_grad()
+def write_training_caches(network: SegmentationNetwork, dataset: FolderDataset, class_split: ClassSplit,
+                          directory: Path, params: FeaturesParams, seed: int, device: torch.device,
+                          attributes: dict, workers: int = 0, use_mixed_precision: bool = True,
+                          maps: EncoderMaps | None = None) -> None:
+    """Run the frozen network over the train split and cache a random share of each image's feature pixels:
+    the labelled images' with their labels in labelled.h5, the unlabelled images' alone in pool.h5.
+
+    Which pixels are kept is drawn from ``seed``, one key per pixel of every image in order, whatever the
+    image's bit, so the draw depends on nothing of the labels.
+    """
+    stride, dimension = network.stride, network.feature_dim
+    attributes = {**attributes, "stride": stride, "feature_dim": dimension, "class_names": list(class_split.names),
+                  "unseen": list(class_split.unseen), "label_purity": params.label_purity}
+    keys = torch_generator(seed)
+    with (FeatureCacheWriter(directory / LABELLED_FILE, dimension, params.precision, True,
+                             {**attributes, "share": params.labelled_share}) as labelled,
+          FeatureCacheWriter(directory / POOL_FILE, dimension, params.precision, False,
+                             {**attributes, "share": params.pool_share}) as pool):
+        for batch in split_features(network, dataset, "train", params.batch_size, device, use_mixed_precision, maps,
+                                    class_split, workers):
+            shape = tuple(batch.features.shape[1:3])
+            for image_id, features, label, unlabelled in zip(batch.ids, batch.features, batch.labels,
+                                                             batch.unlabelled):
+                share = params.pool_share if unlabelled else params.labelled_share
+                pixels = torch.nonzero(torch.rand(shape[0] * shape[1], generator=keys) < share).reshape(-1).numpy()
+                kept = features.reshape(-1, dimension)[pixels].numpy()
+                if unlabelled:
+                    pool.write(image_id, kept, pixels, shape)
                 else:
-                    features = head_features(network, *maps.read(split, [item[0] for item in run]), device,
-                                             use_mixed_precision)
-                # To the cache's float16 for the whole batch: torch converts 4x faster than numpy, same bits.
-                features = torch.from_numpy(features).half().numpy()
-                for (image_id, _, label, unlabelled), image_features in zip(run, features):
-                    shape = image_features.shape[:2]
-                    writer.write(image_id, image_features, block_labels(label, network.stride, label_purity, shape),
-                                 label, unlabelled)
+                    labels = block_labels(label, stride, params.label_purity, shape).reshape(-1)[pixels]
+                    labelled.write(image_id, kept, pixels, shape, labels)

@@ -49,7 +49,7 @@ class Result:
 
 
 # Inputs every zero-shot method stage reads.
-TRAINING_INPUTS = {"features": "{run}/features", "embeddings": "{data}/embeddings.npz"}
+TRAINING_INPUTS = {"features": "{run}/features", "samples": "{run}/samples.h5", "embeddings": "{data}/embeddings.npz"}
 # The ablations of the recursive rounds: the same chain of rounds from ZS3Net's round 0, one choice changed.
 ABLATION_INPUTS = {"start": "{run}/rounds/0", **TRAINING_INPUTS}
 

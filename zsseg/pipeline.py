@@ -54,13 +54,17 @@ class Stage:
     module_name: str = ""                       # its module, when it is not stages/<name>.py
     overrides: dict[str, Any] = field(default_factory=dict)  # params.yaml values it runs with (--set)
     threads: int | None = None                  # its threads under both engines; None: params.yaml's threads
+    # Snakemake, in a cell of the K grid: grid outputs it runs after but never reruns for (ancient).
+    waits_for: tuple[str, ...] = ()
+    temporary: bool = False                     # Snakemake: its output is deleted once its consumers have run
+    gpu: bool = False                           # it runs the network: its jobs ask for resources.gpus
 
     @property
     def module(self) -> str:
         return f"stages.{self.module_name or self.name}"
 
 
-# The threads of every stage that trains or applies small models (the methods, ceiling_labels, evaluate),
+# The threads of every stage that trains or applies small models (samples, ceiling_labels, the methods),
 # under DVC and Snakemake alike. Their bytes depend on the thread count on some CPUs (on an AMD EPYC, a
 # generator step and the classifier's training give other bytes on one thread than on two), so the count is
 # part of the stage's command (--set threads=1), not of the engine that runs it. One, so that Snakemake runs
@@ -87,27 +91,33 @@ STAGES = (
           uncached=("output",)),
     Stage("embed", {"dataset": "{data}/dataset"}, {"output": "{data}/embeddings.npz"}, scope=SHARED),
     # The frozen encoder's maps, shared by every K and seed (backbone.share_encoder_maps).
-    Stage("encode", {"dataset": "{data}/dataset"}, {"output": "{data}/encoder_maps.h5"}, scope=SHARED),
-    Stage("backbone", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{run}/backbone"}),
+    Stage("encode", {"dataset": "{data}/dataset"}, {"output": "{data}/encoder_maps.h5"}, scope=SHARED, gpu=True),
+    Stage("backbone", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{run}/backbone"},
+          gpu=True),
+    # The grid's cells write their caches only once the free space is checked (temporary: before every grid).
+    Stage("disk_check", {"dataset": "{data}/dataset"}, {"output": "{data}/disk_check.json"}, scope=GRID,
+          arguments={"grid": "{data}"}, temporary=True),
     Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
-          {"output": "{run}/features"}),
+          {"output": "{run}/features"}, waits_for=("{data}/disk_check.json",), gpu=True),
+    # The seen-class samples every method trains on, drawn once per run.
+    Stage("samples", {"features": "{run}/features"}, {"output": "{run}/samples.h5"}, threads=SMALL_MODEL_THREADS),
     # The unseen labels of the training images, for the supervised ceiling alone: no zero-shot stage reads it.
     Stage("ceiling_labels", {"dataset": "{data}/dataset", "features": "{run}/features"},
           {"output": "{run}/ceiling_labels.h5"}, threads=SMALL_MODEL_THREADS),
     *(_method_stage(method) for method in METHODS),
-    Stage("evaluate", {"features": "{run}/features"},
+    # Val and dev from the network: their features are not cached (docs/cache.md).
+    Stage("evaluate", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
           {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics"},
-          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",),
-          threads=SMALL_MODEL_THREADS),
-    Stage("report", {"dataset": "{data}/dataset", "features": "{run}/features", "metrics": "{run}/metrics"},
+          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",), gpu=True),
+    Stage("report", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5",
+                     "metrics": "{run}/metrics"},
           {"output": "{run}/report"}, scope=SINGLE, arguments={"run": "{run}"}, reads=_method_outputs(),
           report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
-                  "labels": {"figure": "{name}"}}),
-    Stage("table", {"dataset": "{data}/dataset"}, {"output": "{data}/table"}, scope=GRID,
-          arguments={"grid": "{data}"},
-          reads=("{run}/metrics", "{run}/features", *_method_outputs()),
+                  "labels": {"figure": "{name}"}}, gpu=True),
+    Stage("table", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{data}/table"},
+          scope=GRID, arguments={"grid": "{data}"}, reads=("{run}/metrics", "{run}/backbone", *_method_outputs()),
           report={"patterns": ["{name}.png", "{name}.html"], "caption": "report/table.rst", "category": "Table",
-                  "labels": {"figure": "{name}"}}),
+                  "labels": {"figure": "{name}"}}, gpu=True),
 )
 
 DVC_PLOTS = [
@@ -297,6 +307,8 @@ class Rule:
     caption_params: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, int] = field(default_factory=dict)
     threads: int = 1
+    waits_for: list[str] = field(default_factory=list)   # inputs it never reruns for (the Snakefile's ancient())
+    temporary: bool = False                               # its outputs are temp()
 
     def command(self, wildcards: Any, input: Any) -> str:
         """The job's shell command: a params function, so that each rule made in the Snakefile's loop
@@ -333,15 +345,11 @@ def is_directory(path: str) -> bool:
     return not Path(path).suffix
 
 
-def runs_network(entry: Stage) -> bool:
-    """Whether a stage runs the network: it imports zsseg/network.py, directly or not."""
-    return "zsseg/network.py" in code_dependencies(entry.module)
-
-
 def job_resources(params: Params, entry: Stage) -> dict[str, int]:
     """What a stage's jobs ask the executor for, from params.yaml's ``resources`` (the stage's own values
     over the defaults): ``mem_mb``, ``runtime`` (minutes) and, for a stage that runs the network when
-    ``device`` is not cpu, ``gpu``. A profile's ``set-resources`` overrides them per rule."""
+    ``device`` is not cpu, ``gpu`` for a stage that declares one. A profile's ``set-resources`` overrides them
+    per rule."""
     resources = params.resources
     unknown = sorted(set(resources.stages) - {other.name for other in STAGES})
     if unknown:
@@ -351,7 +359,7 @@ def job_resources(params: Params, entry: Stage) -> dict[str, int]:
     chosen = {name: getattr(own, name) if own and getattr(own, name) is not None else getattr(resources, name)
               for name in ("mem_mb", "runtime", "gpus")}
     gpus = chosen.pop("gpus")
-    if gpus and params.device != "cpu" and runs_network(entry):
+    if gpus and params.device != "cpu" and entry.gpu:
         chosen["gpu"] = gpus
     return chosen
 
@@ -421,6 +429,8 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 if entry.report else {},
                 resources=job_resources(params, entry),
                 threads=entry.threads or params.threads,
+                waits_for=[path(value) for value in entry.waits_for] if grid_cell else [],
+                temporary=entry.temporary,
             ))
     return rules
 

@@ -34,7 +34,7 @@ from zsseg.datasets.folder import IMAGE_SUFFIXES, DatasetError, check_image  # n
 from zsseg.dense_prediction import dense_labels  # noqa: E402
 from zsseg.embeddings import class_embeddings  # noqa: E402
 from zsseg.errors import InputError  # noqa: E402
-from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.feature_cache import LABELLED_FILE, FeatureCache  # noqa: E402
 from zsseg.feature_extraction import network_features  # noqa: E402
 from zsseg.generator import GENERATOR_FILE, generate_features, load_generator  # noqa: E402
 from zsseg.network import NETWORK_FILE, SegmentationNetwork  # noqa: E402
@@ -65,8 +65,8 @@ class TrainedRun:
         return self.root / "backbone" / NETWORK_FILE
 
     @property
-    def train_cache(self) -> Path:
-        return self.root / "features" / "train.h5"
+    def labelled_cache(self) -> Path:
+        return self.root / "features" / LABELLED_FILE
 
 
 def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
@@ -90,7 +90,7 @@ def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
     # A single run holds its embeddings; a grid cell (data/k<K>/s<seed>) finds the shared ones above it.
     candidates = [root / "embeddings.npz", *(parent / "embeddings.npz" for parent in root.parents)]
     embeddings = next((path for path in candidates if path.is_file()), None)
-    for required in (root / "backbone" / NETWORK_FILE, root / "features" / "train.h5", embeddings):
+    for required in (root / "backbone" / NETWORK_FILE, root / "features" / LABELLED_FILE, embeddings):
         if required is None or not required.is_file():
             raise PredictError(f"--run {directory}: the run has no {required or candidates[0]}; "
                                f"run the pipeline that made this round to the end")
@@ -151,9 +151,9 @@ def build_classifier(run: TrainedRun, names: list[str], params: Params, device: 
     known = {name: index for index, name in enumerate(run.class_names)}
     seen = {position: known[name] for position, name in enumerate(names)
             if name in known and known[name] not in run.unseen}
-    cache = FeatureCache(run.train_cache)
+    cache = FeatureCache(run.labelled_cache)
     if cache.class_names != run.class_names:
-        raise PredictError(f"{run.train_cache}: cached for classes {cache.class_names}, the round has "
+        raise PredictError(f"{run.labelled_cache}: cached for classes {cache.class_names}, the round has "
                            f"{run.class_names}; rerun the pipeline")
     real = sample_class_features(cache, sorted(set(seen.values())), params.generator.real_features_per_class,
                                  derive_seed(params.seed, PREDICT_KEY, 1), batch_size=params.evaluate.batch_size)
@@ -181,14 +181,10 @@ def _embedding_source(run: TrainedRun, params: Params) -> tuple[str, str | None]
 @torch.no_grad()
 def segment(network: SegmentationNetwork, classifier: nn.Linear, image: np.ndarray, device: torch.device,
             use_mixed_precision: bool) -> np.ndarray:
-    """Class indices (H, W) of one image at its own size.
-
-    The features are rounded to float16 exactly as the feature cache stores them, so the run's own
-    classifier reproduces the evaluate stage's prediction.
-    """
-    features = network_features(network, [image], device, use_mixed_precision).astype(np.float16)
-    return dense_labels(classifier, torch.from_numpy(features.astype(np.float32)), image.shape[:2], device,
-                        "predict")[0].numpy()
+    """Class indices (H, W) of one image at its own size, as the evaluate stage classifies it (dense_labels):
+    the run's own classifier reproduces its prediction."""
+    features = network_features(network, [image], device, use_mixed_precision)
+    return dense_labels(classifier, torch.from_numpy(features), image.shape[:2], device, "predict")[0].numpy()
 
 
 def class_fractions(labels: np.ndarray, names: Sequence[str]) -> dict[str, float]:

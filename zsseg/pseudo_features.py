@@ -1,8 +1,8 @@
 """Confident pseudo-features of unseen classes, mined by the previous round's classifier (recursive ZS-MMD).
 
 Our reading of Wang, Farazi & Barnes (IJCNN 2021), whose full text was not available to us: the previous
-round's classifier labels the pixels of the mining pool (``recursion.mining_pool``: every pixel of the
-unlabelled training images, by default); a pixel whose top class is an unseen class u with softmax
+round's classifier labels the pixels of the mining pool (``recursion.mining_pool``: every cached pixel of
+the unlabelled training images, by default); a pixel whose top class is an unseen class u with softmax
 confidence c >= ``threshold`` is a candidate pseudo-feature of u. Per class, ``per_class_cap`` of them are
 kept (``selection``: the most confident, or a uniform random sample), at most ``per_image_cap`` from one
 image, each weighted by ``weighting`` (c itself, (c - threshold) / (1 - threshold), or 1). The generator is
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from zsseg.config import RecursionParams
 from zsseg.errors import InputError, NumericalError
-from zsseg.feature_cache import CacheBatch, FeatureCache
+from zsseg.feature_cache import FeatureCache, TrainingCaches, precision_datasets
 from zsseg.runtime import torch_generator
 
 PSEUDO_FEATURES_FILE = "pseudo_features.h5"
@@ -42,28 +42,27 @@ class PseudoFeatures:
         return {int(c): (self.features[self.classes == c], self.weights[self.classes == c])
                 for c in torch.unique(self.classes)}
 
-    def save(self, path: str | Path, attributes: dict) -> None:
+    def save(self, path: str | Path, attributes: dict, precision: str) -> None:
+        """Their features as the cache they came from stores them (``features.precision``), the rest as they are."""
+        codec = precision_datasets(self.features.shape[1])[precision]
         with h5py.File(path, "w") as handle:
-            for name in ("features", "classes", "confidences", "weights"):
+            for name, values in codec.encode(self.features.numpy()).items():
+                handle.create_dataset(name, data=values)
+            for name in ("classes", "confidences", "weights"):
                 handle.create_dataset(name, data=getattr(self, name).numpy())
-            for key, value in attributes.items():
+            for key, value in {**attributes, "precision": precision}.items():
                 handle.attrs[key] = value
-
-    @classmethod
-    def load(cls, path: str | Path) -> "PseudoFeatures":
-        with h5py.File(path, "r") as handle:
-            return cls(*(torch.from_numpy(handle[name][:]) for name in ("features", "classes", "confidences",
-                                                                        "weights")))
 
 
 class NothingMinedError(InputError):
     """A recursive round found no unseen class to mine: it would be seen-only training, not ZS-MMD."""
 
 
-# recursion.mining_pool: the feature pixels of a batch whose predictions may become pseudo-labels.
-MINING_POOLS: dict[str, Callable[[CacheBatch], torch.Tensor]] = {
-    "unlabelled_images": lambda batch: batch.unlabelled[batch.pixel_images()],
-    "all_images": lambda batch: torch.ones(batch.features.shape[0], dtype=torch.bool),
+# recursion.mining_pool: the cached feature pixels whose predictions may become pseudo-labels: those of the
+# unlabelled training images (pool.h5), or of every training image (pool.h5, then labelled.h5).
+MINING_POOLS: dict[str, Callable[[TrainingCaches], list[FeatureCache]]] = {
+    "unlabelled_images": lambda caches: [caches.pool],
+    "all_images": lambda caches: [caches.pool, caches.labelled],
 }
 
 # recursion.weighting: a pseudo-feature's weight from its confidence c and the threshold.
@@ -85,31 +84,31 @@ class ScoredPixels:
     """The mining pool of one batch, scored by a classifier."""
 
     features: torch.Tensor     # (P, D)
-    images: torch.Tensor       # (P,) int64: the index in the cache of each pixel's image
+    images: torch.Tensor       # (P,) int64: its image's index over the pool's caches
     confidence: torch.Tensor   # (P,) softmax confidence of the top class
     top: torch.Tensor          # (P,) the top class
 
 
 @torch.no_grad()
-def score_pool(cache: FeatureCache, classifier: nn.Linear, pool: str, batch_size: int, device: torch.device,
+def score_pool(caches: TrainingCaches, classifier: nn.Linear, pool: str, batch_size: int, device: torch.device,
                who: str) -> Iterator[ScoredPixels]:
     """Per batch, the pixels of the mining pool ``pool`` with ``classifier``'s softmax confidence and top
-    class; ``who`` (e.g. "round_2: pseudo-features: the previous round's classifier") names it on NaN."""
+    class; ``who`` (e.g. "round_2: pseudo-features: the previous round's classifier") names it on NaN.
+    Images are numbered over the pool's caches, one after the other."""
     classifier = classifier.to(device).eval()
     start = 0
-    for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="score pool",
-                      unit="batch", leave=False):
-        mask = MINING_POOLS[pool](batch)
-        images = batch.pixel_images()[mask] + start
-        start += len(batch.ids)
-        features = batch.features[mask]
-        if features.shape[0] == 0:
-            continue
-        logits = classifier(features.to(device))
-        if not torch.isfinite(logits).all():
-            raise NumericalError(f"{who} gives NaN or Inf logits in images {batch.ids[0]!r}..{batch.ids[-1]!r}")
-        confidence, top = logits.softmax(dim=1).max(dim=1)
-        yield ScoredPixels(features, images, confidence.cpu(), top.cpu())
+    for cache in MINING_POOLS[pool](caches):
+        for batch in tqdm(cache.batches(batch_size), total=cache.batch_count(batch_size), desc="score pool",
+                          unit="batch", leave=False):
+            images = batch.pixel_images() + start
+            start += len(batch.ids)
+            if batch.features.shape[0] == 0:
+                continue
+            logits = classifier(batch.features.to(device))
+            if not torch.isfinite(logits).all():
+                raise NumericalError(f"{who} gives NaN or Inf logits in images {batch.ids[0]!r}..{batch.ids[-1]!r}")
+            confidence, top = logits.softmax(dim=1).max(dim=1)
+            yield ScoredPixels(batch.features, images, confidence.cpu(), top.cpu())
 
 
 def first_per_group(groups: torch.Tensor, rank: torch.Tensor, candidates: torch.Tensor,
@@ -128,7 +127,7 @@ def first_per_group(groups: torch.Tensor, rank: torch.Tensor, candidates: torch.
 
 
 @torch.no_grad()
-def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: Sequence[int],
+def extract_pseudo_features(caches: TrainingCaches, classifier: nn.Linear, unseen: Sequence[int],
                             recursion: RecursionParams, batch_size: int, device: torch.device, seed: int,
                             stage: str = "pseudo-features") -> tuple[PseudoFeatures, dict[str, dict]]:
     """Mine pseudo-features as the module docstring says; a class with fewer than ``min_count`` is
@@ -136,11 +135,11 @@ def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: 
     rng = torch_generator(seed)
     unseen = sorted(unseen)
     unseen_tensor = torch.tensor(unseen)
-    selected = {u: (torch.empty(0, cache.feature_dim), torch.empty(0), torch.empty(0)) for u in unseen}
+    selected = {u: (torch.empty(0, caches.feature_dim), torch.empty(0), torch.empty(0)) for u in unseen}
     candidates = {u: 0 for u in unseen}
     rank_of = SELECTIONS[recursion.selection]
     who = f"{stage}: pseudo-features: the previous round's classifier"
-    for pixels in score_pool(cache, classifier, recursion.mining_pool, batch_size, device, who):
+    for pixels in score_pool(caches, classifier, recursion.mining_pool, batch_size, device, who):
         rank = rank_of(pixels.confidence, torch.rand(pixels.confidence.numel(), generator=rng))
         confident = torch.isin(pixels.top, unseen_tensor) & (pixels.confidence >= recursion.threshold)
         for u in unseen:
@@ -161,12 +160,12 @@ def extract_pseudo_features(cache: FeatureCache, classifier: nn.Linear, unseen: 
     stats, parts = {}, []
     for u, (features, confidence, _) in selected.items():
         kept = features.shape[0] >= max(recursion.min_count, 1)
-        stats[cache.class_names[u]] = {"confident_pixels": candidates[u], "kept": features.shape[0] if kept else 0,
+        stats[caches.class_names[u]] = {"confident_pixels": candidates[u], "kept": features.shape[0] if kept else 0,
                                        "skipped": not kept}
         if kept:
             parts.append((features, torch.full((features.shape[0],), u, dtype=torch.int64), confidence,
                           WEIGHTINGS[recursion.weighting](confidence, recursion.threshold)))
     if not parts:
-        return PseudoFeatures(torch.empty(0, cache.feature_dim), torch.empty(0, dtype=torch.int64),
+        return PseudoFeatures(torch.empty(0, caches.feature_dim), torch.empty(0, dtype=torch.int64),
                               torch.empty(0), torch.empty(0)), stats
     return PseudoFeatures(*(torch.cat(column) for column in zip(*parts))), stats

@@ -16,8 +16,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from zsseg.dense_prediction import predict  # noqa: E402
-from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.config import Params  # noqa: E402
+from zsseg.datasets.folder import ClassSplit, FolderDataset  # noqa: E402
+from zsseg.encoder_maps import shared_maps  # noqa: E402
+from zsseg.feature_extraction import SplitBatch, split_features  # noqa: E402
 from zsseg.methods import METHODS, ceiling, final_results, proposed, results, round_curve  # noqa: E402
+from zsseg.network import NETWORK_FILE, load_network  # noqa: E402
 from zsseg.pipeline import grid_cell  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
@@ -92,17 +96,31 @@ def class_palette(num_classes: int) -> np.ndarray:
     return palette
 
 
-def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifiers: dict[str, torch.nn.Module],
-                    count: int, device: torch.device, path: str | Path) -> None:
-    """Rows: val images; columns: image, ground truth, then each classifier's prediction (titled by its key)."""
-    batch = next(cache.batches(count))
-    palette = class_palette(len(cache.class_names))
-    predictions = {r: [p.numpy() for p in predict(batch, classifier, device)] for r, classifier in classifiers.items()}
+def grid_features(params: Params, backbone: Path, encoder: Path, dataset: FolderDataset,
+                  device: torch.device) -> tuple[list[SplitBatch], list[np.ndarray]]:
+    """The network's features of the first ``report.grid_images`` val images (for ``prediction_grid``), and
+    those images."""
+    network, _ = load_network(backbone / NETWORK_FILE, device)
+    ids = dataset.ids("val")[:params.report.grid_images]
+    batches = list(split_features(network, dataset, "val", params.features.batch_size, device,
+                                  params.backbone.mixed_precision, shared_maps(encoder, params.backbone), ids=ids))
+    return batches, [dataset.load_image(image_id) for image_id in ids]
+
+
+def prediction_grid(batches: Sequence[SplitBatch], images: Sequence[np.ndarray],
+                    classifiers: dict[str, torch.nn.Module], class_split: ClassSplit, device: torch.device,
+                    path: str | Path) -> None:
+    """Rows: the images of ``batches``; columns: image, ground truth, then each classifier's prediction (titled
+    by its key)."""
+    labels = [label for batch in batches for label in batch.labels]
+    palette = class_palette(class_split.num_classes)
+    predictions = {r: [p.numpy() for batch in batches for p in predict(batch, classifier, device)]
+                   for r, classifier in classifiers.items()}
     columns = 2 + len(classifiers)
-    rows = len(batch.ids)
+    rows = len(labels)
     figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.7 * rows + 0.9), squeeze=False)
     for row in range(rows):
-        panels = [images[row], palette[batch.labels[row].numpy()]]
+        panels = [images[row], palette[labels[row]]]
         panels += [palette[predictions[r][row]] for r in classifiers]
         titles = ["image", "ground truth", *classifiers]
         for column, (panel, title) in enumerate(zip(panels, titles)):
@@ -112,10 +130,10 @@ def prediction_grid(cache: FeatureCache, images: Sequence[np.ndarray], classifie
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(title, fontsize=8)
-    present = sorted(set().union(*(np.unique(label.numpy()) for label in batch.labels)) - {IGNORE_INDEX}
+    present = sorted(set().union(*(np.unique(label) for label in labels)) - {IGNORE_INDEX}
                      | set().union(*(np.unique(p) for per_round in predictions.values() for p in per_round)))
     handles = [matplotlib.patches.Patch(color=palette[c] / 255.0,
-                                        label=cache.class_names[c] + (" (unseen)" if c in cache.unseen else ""))
+                                        label=class_split.names[c] + (" (unseen)" if c in class_split.unseen else ""))
                for c in present]
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.08, 1, 1))

@@ -16,11 +16,11 @@ from torch import nn
 
 from zsseg.classifier import load_classifier, save_classifier, train_classifier
 from zsseg.config import Params
-from zsseg.feature_cache import FeatureCache
+from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import FeatureGenerator, generate_features, load_generator, save_generator, train_generator
 from zsseg.pseudo_features import PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures, extract_pseudo_features
 from zsseg.runtime import derive_seed
-from zsseg.sampling import classifier_seen_features, seen_class_features
+from zsseg.sampling import SeenSamples
 
 
 @dataclass
@@ -32,51 +32,50 @@ class RoundResult:
     pseudo_attributes: dict = field(default_factory=dict)
 
 
-def save_round(directory: Path, result: RoundResult, class_names: list[str], unseen: list[int]) -> None:
+def save_round(directory: Path, result: RoundResult, caches: TrainingCaches) -> None:
     """A round's generator, classifier, training log and (from round 1 on) pseudo-features."""
     save_generator(directory, result.generator)
-    save_classifier(directory, result.classifier, result.log, class_names, unseen)
+    save_classifier(directory, result.classifier, result.log, caches.class_names, caches.unseen)
     if result.pseudo_features is not None:
-        result.pseudo_features.save(directory / PSEUDO_FEATURES_FILE, result.pseudo_attributes)
+        result.pseudo_features.save(directory / PSEUDO_FEATURES_FILE, result.pseudo_attributes,
+                                    str(caches.pool.attrs["precision"]))
 
 
-def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: torch.Tensor,
-                    real: dict[int, torch.Tensor], cache: FeatureCache, round_index: int, device: torch.device,
-                    stage: str, pseudo_labelled: dict[int, torch.Tensor] | None = None) -> tuple[nn.Linear, list[dict]]:
+def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: torch.Tensor, samples: SeenSamples,
+                    caches: TrainingCaches, round_index: int, device: torch.device, stage: str,
+                    pseudo_labelled: dict[int, torch.Tensor] | None = None) -> tuple[nn.Linear, list[dict]]:
     """The classifier on real seen and generated unseen features, plus ``pseudo_labelled`` features of
     unseen classes taken as real ones (ZS5Net's way, and the recursion's ablation)."""
-    generated = generate_features(generator, embeddings, cache.unseen, params.classifier.generated_per_class,
+    generated = generate_features(generator, embeddings, caches.unseen, params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, round_index), device, stage)
     for u, features in (pseudo_labelled or {}).items():
         generated[u] = torch.cat([generated[u], features])
-    return train_classifier({**classifier_seen_features(params, cache, real), **generated}, len(cache.class_names),
-                            params.classifier, derive_seed(params.seed, 4, round_index), device, stage, cache.unseen)
+    return train_classifier({**samples.classifier, **generated}, len(caches.class_names), params.classifier,
+                            derive_seed(params.seed, 4, round_index), device, stage, caches.unseen)
 
 
-def train_round_zero(params: Params, cache: FeatureCache, embeddings: torch.Tensor, device: torch.device,
-                     log: Callable[[str], None]) -> RoundResult:
+def train_round_zero(params: Params, caches: TrainingCaches, samples: SeenSamples, embeddings: torch.Tensor,
+                     device: torch.device) -> RoundResult:
     """ZS3Net: GMMN on real seen features, then the classifier on real seen + generated unseen."""
     stage = "round_0"
-    real = seen_class_features(params, cache, log)
     torch.manual_seed(derive_seed(params.seed, 2, 0))
     generator = FeatureGenerator(embeddings.shape[1], params.generator.noise_dim, params.generator.hidden_dim,
-                                 cache.feature_dim, params.generator.dropout, params.generator.noise,
+                                 caches.feature_dim, params.generator.dropout, params.generator.noise,
                                  params.generator.init)
-    generator_log = train_generator(generator, embeddings, real, params.generator, params.generator.steps,
+    generator_log = train_generator(generator, embeddings, samples.generator, params.generator, params.generator.steps,
                                     derive_seed(params.seed, 2, 0), device, stage)
-    classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, 0, device, stage)
+    classifier, classifier_log = _fit_classifier(params, generator, embeddings, samples, caches, 0, device, stage)
     return RoundResult(generator.cpu(), classifier, {"generator": generator_log, "classifier": classifier_log})
 
 
-def train_recursive_round(params: Params, round_index: int, previous: str | Path, cache: FeatureCache,
-                          embeddings: torch.Tensor, real: dict[int, torch.Tensor], device: torch.device,
+def train_recursive_round(params: Params, round_index: int, previous: str | Path, caches: TrainingCaches,
+                          samples: SeenSamples, embeddings: torch.Tensor, device: torch.device,
                           log: Callable[[str], None]) -> RoundResult:
-    """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``. ``real`` is the
-    seen-class sample of ``seen_class_features``, the same in every round: a stage that trains several rounds
-    draws it once."""
+    """Recursive ZS-MMD round ``round_index`` starting from the round saved in ``previous``, on the run's
+    seen-class samples (the samples stage's, the same in every round)."""
     stage = f"round_{round_index}"
     recursion = params.recursion
-    pseudo, counts = extract_pseudo_features(cache, load_classifier(previous), cache.unseen, recursion,
+    pseudo, counts = extract_pseudo_features(caches, load_classifier(previous), caches.unseen, recursion,
                                              params.evaluate.batch_size, device,
                                              derive_seed(params.seed, 6, round_index), stage)
     for name, count in counts.items():
@@ -92,14 +91,15 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                 f"recursion.min_count, or set recursion.allow_empty_rounds: true")
     generator = load_generator(previous, embeddings)
     by_class = pseudo.by_class()
-    generator_log = train_generator(generator, embeddings, real, params.generator, recursion.generator_steps,
+    generator_log = train_generator(generator, embeddings, samples.generator, params.generator,
+                                    recursion.generator_steps,
                                     derive_seed(params.seed, 2, round_index), device, stage,
                                     pseudo=by_class, zs_mmd_lambda=recursion.zs_mmd_lambda)
     pseudo_labelled = ({u: features for u, (features, _) in by_class.items()}
                        if recursion.pseudo_labels_in_classifier else None)
-    classifier, classifier_log = _fit_classifier(params, generator, embeddings, real, cache, round_index, device,
+    classifier, classifier_log = _fit_classifier(params, generator, embeddings, samples, caches, round_index, device,
                                                  stage, pseudo_labelled)
-    attributes = {"round": round_index, "class_names": json.dumps(cache.class_names),
+    attributes = {"round": round_index, "class_names": json.dumps(caches.class_names),
                   **{key: json.dumps(getattr(recursion, key)) for key in (
                       "threshold", "per_class_cap", "min_count", "mining_pool", "weighting", "selection",
                       "per_image_cap")}}

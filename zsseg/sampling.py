@@ -1,18 +1,42 @@
-"""Uniform samples of real labelled features per class, streamed from a feature cache."""
+"""Uniform samples of real labelled features per class, streamed from the labelled cache, and the seen-class
+samples of a run: drawn once by the samples stage, stored in samples.h5, read by every method."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+import h5py
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from zsseg.config import Params
-from zsseg.feature_cache import FeatureCache
+from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, cache_params_hash, precision_datasets
 from zsseg.runtime import derive_seed, torch_generator
 
+SAMPLES_FILE = "samples.h5"
 
-def sample_class_features(cache: FeatureCache, classes: Sequence[int], per_class: int, seed: int,
+
+class LabelledPixels(Protocol):
+    """Labelled feature pixels read in batches: the labelled cache, or the ceiling's relabelled pixels."""
+
+    feature_dim: int
+
+    def batch_count(self, batch_size: int) -> int: ...
+
+    def batches(self, batch_size: int) -> Iterator[CacheBatch]: ...
+
+
+def _progress(batches: Iterable[CacheBatch], cache: LabelledPixels, batch_size: int) -> Iterable[CacheBatch]:
+    return tqdm(batches, total=cache.batch_count(batch_size), desc="sample features", unit="batch", leave=False)
+
+
+def sample_class_features(cache: LabelledPixels, classes: Sequence[int], per_class: int, seed: int,
                           batch_size: int = 64) -> dict[int, torch.Tensor]:
     """A uniform sample of at most ``per_class`` labelled feature vectors per class, streamed.
 
@@ -22,8 +46,7 @@ def sample_class_features(cache: FeatureCache, classes: Sequence[int], per_class
     rng = torch_generator(seed)
     keys = {c: torch.empty(0) for c in classes}
     kept = {c: torch.empty(0, cache.feature_dim) for c in classes}
-    for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="sample features",
-                      unit="batch", leave=False):
+    for batch in _progress(cache.batches(batch_size), cache, batch_size):
         features = batch.features
         labels = batch.feature_labels.long()
         pixel_keys = torch.rand(labels.numel(), generator=rng)
@@ -47,8 +70,7 @@ def sample_pooled_features(cache: FeatureCache, classes: Sequence[int], total: i
     rng = torch_generator(seed)
     wanted = torch.tensor(sorted(classes))
     keys, kept, labels_kept = torch.empty(0), torch.empty(0, cache.feature_dim), torch.empty(0, dtype=torch.int64)
-    for batch in tqdm(cache.batches(batch_size), total=-(-len(cache) // batch_size), desc="sample features",
-                      unit="batch", leave=False):
+    for batch in _progress(cache.batches(batch_size), cache, batch_size):
         labels = batch.feature_labels.long()
         pixel_keys = torch.rand(labels.numel(), generator=rng)
         mask = torch.isin(labels, wanted)
@@ -61,17 +83,6 @@ def sample_pooled_features(cache: FeatureCache, classes: Sequence[int], total: i
     return {c: kept[labels_kept == c] for c in sorted(classes) if (labels_kept == c).any()}
 
 
-def seen_class_features(params: Params, cache: FeatureCache, log: Callable[[str], None]) -> dict[int, torch.Tensor]:
-    """The real seen-class features every method trains on: the same sample (seed key 1) for all of them."""
-    seen = [c for c in range(len(cache.class_names)) if c not in cache.unseen]
-    real = sample_class_features(cache, seen, params.generator.real_features_per_class,
-                                 derive_seed(params.seed, 1), batch_size=params.evaluate.batch_size)
-    for c in seen:
-        if c not in real:
-            log(f"warning: seen class {cache.class_names[c]!r} has no labelled feature pixel; it is left out")
-    return real
-
-
 # classifier.sampling: the real seen features of the final classifier, from the generator's balanced
 # sample (``real``): that sample, or the same number drawn at the classes' own pixel frequencies.
 CLASSIFIER_SAMPLINGS: dict[str, Callable[[Params, FeatureCache, dict[int, torch.Tensor]], dict[int, torch.Tensor]]] = {
@@ -82,6 +93,69 @@ CLASSIFIER_SAMPLINGS: dict[str, Callable[[Params, FeatureCache, dict[int, torch.
 }
 
 
-def classifier_seen_features(params: Params, cache: FeatureCache,
-                             real: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
-    return CLASSIFIER_SAMPLINGS[params.classifier.sampling](params, cache, real)
+@dataclass
+class SeenSamples:
+    """The real seen-class features every method trains on: the generator's balanced sample, and the
+    classifier's (``classifier.sampling``), the same object when balanced."""
+
+    generator: dict[int, torch.Tensor]
+    classifier: dict[int, torch.Tensor]
+
+
+def draw_seen_samples(params: Params, labelled: FeatureCache, log: Callable[[str], None]) -> SeenSamples:
+    """Both samples from the labelled cache (seed key 1; 5 for the natural one), each in one streamed pass."""
+    seen = [c for c in range(len(labelled.class_names)) if c not in labelled.unseen]
+    real = sample_class_features(labelled, seen, params.generator.real_features_per_class,
+                                 derive_seed(params.seed, 1), batch_size=params.evaluate.batch_size)
+    for c in seen:
+        if c not in real:
+            log(f"warning: seen class {labelled.class_names[c]!r} has no labelled feature pixel; it is left out")
+    return SeenSamples(real, CLASSIFIER_SAMPLINGS[params.classifier.sampling](params, labelled, real))
+
+
+def _write_sample(group: h5py.Group, sample: dict[int, torch.Tensor], precision: str, dimension: int) -> None:
+    classes = sorted(sample)
+    features = torch.cat([sample[c] for c in classes]) if classes else torch.empty(0, dimension)
+    for name, values in precision_datasets(dimension)[precision].encode(features.numpy()).items():
+        group.create_dataset(name, data=values)
+    group.create_dataset("classes", data=np.repeat(classes, [sample[c].shape[0] for c in classes]).astype(np.int64))
+
+
+def _read_sample(group: h5py.Group, precision: str, dimension: int) -> dict[int, torch.Tensor]:
+    codec = precision_datasets(dimension)[precision]
+    features = codec.decode({name: group[name][:] for name in codec.datasets})
+    classes = torch.from_numpy(group["classes"][:])
+    return {int(c): features[classes == c] for c in torch.unique(classes)}
+
+
+def samples_params_hash(params: Params) -> str:
+    """The params that make a run's samples: the cache's, the seed, the sample size and the classifier's sampling."""
+    chosen = {"cache": cache_params_hash(params), "real_features_per_class": params.generator.real_features_per_class,
+              "sampling": params.classifier.sampling}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_seen_samples(path: str | Path, samples: SeenSamples, precision: str, dimension: int, params_hash: str) -> None:
+    """samples.h5: a group per sample, its features stored as the cache stores them (re-encoded: the values
+    match the cache's to float32 rounding), ``classes`` beside them. A balanced classifier sample is the
+    generator's, not stored twice."""
+    with h5py.File(path, "w") as handle:
+        handle.attrs["precision"], handle.attrs["feature_dim"] = precision, dimension
+        handle.attrs["params_hash"] = params_hash
+        _write_sample(handle.create_group("generator"), samples.generator, precision, dimension)
+        if samples.classifier is not samples.generator:
+            _write_sample(handle.create_group("classifier"), samples.classifier, precision, dimension)
+
+
+def load_seen_samples(path: str | Path, params: Params) -> SeenSamples:
+    """The samples stage's samples, refused unless the current params drew them."""
+    if not Path(path).is_file():
+        raise CacheError(f"{path}: samples not found; draw them with `dvc repro samples`")
+    with h5py.File(path, "r") as handle:
+        if handle.attrs.get("params_hash") != samples_params_hash(params):
+            raise CacheError(f"{path}: drawn by other params (seed, features, generator.real_features_per_class or "
+                             f"classifier.sampling); draw them again with `dvc repro samples`")
+        precision, dimension = str(handle.attrs["precision"]), int(handle.attrs["feature_dim"])
+        generator = _read_sample(handle["generator"], precision, dimension)
+        classifier = _read_sample(handle["classifier"], precision, dimension) if "classifier" in handle else generator
+    return SeenSamples(generator, classifier)

@@ -11,11 +11,11 @@ from torch import nn
 
 from zsseg.classifier import load_classifier, train_classifier
 from zsseg.config import Params
-from zsseg.feature_cache import FeatureCache
+from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import generate_features, load_generator
 from zsseg.pseudo_features import MINING_POOLS, first_per_group, score_pool
 from zsseg.runtime import derive_seed
-from zsseg.sampling import classifier_seen_features, seen_class_features
+from zsseg.sampling import SeenSamples
 
 # The seed key of the self-training stage: it must not share generated features with any round.
 SELF_TRAINING_KEY = 1_000_000
@@ -42,7 +42,7 @@ SELF_TRAINING_SELECTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 @torch.no_grad()
-def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: Sequence[int], percent: float,
+def self_training_features(caches: TrainingCaches, classifier: nn.Linear, unseen: Sequence[int], percent: float,
                            selection: str, per_class_cap: int, pool: str, batch_size: int,
                            device: torch.device) -> tuple[dict[int, torch.Tensor], dict[str, dict]]:
     """ZS5Net's pseudo-labels on the mining pool (``recursion.mining_pool``), in two streamed passes.
@@ -51,55 +51,60 @@ def self_training_features(cache: FeatureCache, classifier: nn.Linear, unseen: S
     unseen class are selected in each image, or over the whole split (``selection``). Pass two
     collects their features (at most ``per_class_cap`` per class, the most confident first).
     """
-    confidences, predicted, images = [], [], []
-    for pixels in score_pool(cache, classifier, pool, batch_size, device, "self_training: round 0's classifier"):
-        confidences.append(pixels.confidence)
-        predicted.append(pixels.top)
-        images.append(pixels.images)
-    confidences = torch.cat(confidences) if confidences else torch.empty(0)
-    predicted = torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.int64)
-    images = torch.cat(images) if images else torch.empty(0, dtype=torch.int64)
+    # Ten bytes per pool pixel (a full VOC pool has about 50 million), in the narrowest types that hold
+    # them, allocated once: per-batch pieces left between the batches' buffers fragment the heap, which
+    # then grows with the pool (zsseg.runtime.keep_freed_memory keeps freed buffers in it).
+    total = sum(cache.pixel_count for cache in MINING_POOLS[pool](caches))
+    confidences = torch.empty(total)
+    predicted = torch.empty(total, dtype=torch.int16)
+    images = torch.empty(total, dtype=torch.int32)
+    offset = 0
+    for pixels in score_pool(caches, classifier, pool, batch_size, device, "self_training: round 0's classifier"):
+        window = slice(offset, offset + pixels.confidence.numel())
+        offset = window.stop
+        confidences[window], predicted[window], images[window] = pixels.confidence, pixels.top, pixels.images
     selected = top_percent_mask(confidences, predicted, unseen, percent, SELF_TRAINING_SELECTIONS[selection](images))
     for c in unseen:
         in_class = torch.nonzero(selected & (predicted == c)).reshape(-1)
         if in_class.numel() > per_class_cap:
             drop = in_class[torch.argsort(-confidences[in_class], stable=True)[per_class_cap:]]
             selected[drop] = False
-    collected: dict[int, list[torch.Tensor]] = {c: [] for c in unseen}
-    offset = 0
-    for batch in cache.batches(batch_size):
-        features = batch.features[MINING_POOLS[pool](batch)]
-        window = slice(offset, offset + features.shape[0])
-        offset += features.shape[0]
-        for c in unseen:
-            mask = selected[window] & (predicted[window] == c)
-            if mask.any():
-                collected[c].append(features[mask])
-    pseudo = {c: torch.cat(parts) for c, parts in collected.items() if parts}
-    stats = {cache.class_names[c]: {"predicted_pixels": int((predicted == c).sum()),
+    # The selected features, in pool order, filled into one buffer for the same reason.
+    collected = torch.empty(int(selected.sum()), caches.feature_dim)
+    offset, filled = 0, 0
+    for cache in MINING_POOLS[pool](caches):
+        for batch in cache.batches(batch_size):
+            window = slice(offset, offset + batch.features.shape[0])
+            offset = window.stop
+            chosen = batch.features[selected[window]]
+            collected[filled:filled + chosen.shape[0]] = chosen
+            filled += chosen.shape[0]
+    collected_classes = predicted[selected]
+    pseudo = {c: collected[collected_classes == c] for c in unseen if bool((collected_classes == c).any())}
+    stats = {caches.class_names[c]: {"predicted_pixels": int((predicted == c).sum()),
                                     "kept": int(pseudo[c].shape[0]) if c in pseudo else 0} for c in unseen}
     return pseudo, stats
 
 
-def train_self_training(params: Params, previous: str | Path, cache: FeatureCache, embeddings: torch.Tensor,
-                        device: torch.device, log: Callable[[str], None]) -> tuple[nn.Linear, dict]:
+def train_self_training(params: Params, previous: str | Path, caches: TrainingCaches, samples: SeenSamples,
+                        embeddings: torch.Tensor, device: torch.device,
+                        log: Callable[[str], None]) -> tuple[nn.Linear, dict]:
     """ZS5Net: round 0's classifier pseudo-labels the mining pool, the top ``self_training.top_percent`` %
     per unseen class (in each image, by default) are kept, and the classifier is retrained on real seen +
     generated unseen + those pixels. The generator is not fed."""
     stage = "self_training"
-    pseudo, stats = self_training_features(cache, load_classifier(previous), cache.unseen,
+    pseudo, stats = self_training_features(caches, load_classifier(previous), caches.unseen,
                                            params.self_training.top_percent, params.self_training.selection,
                                            params.self_training.per_class_cap, params.recursion.mining_pool,
                                            params.evaluate.batch_size, device)
     for name, count in stats.items():
         log(f"{name}: {count['kept']} pseudo-labelled pixels (of {count['predicted_pixels']} predicted)")
-    real = seen_class_features(params, cache, log)
-    generated = generate_features(load_generator(previous, embeddings), embeddings, cache.unseen,
+    generated = generate_features(load_generator(previous, embeddings), embeddings, caches.unseen,
                                   params.classifier.generated_per_class,
                                   derive_seed(params.seed, 3, SELF_TRAINING_KEY), device, stage)
-    unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in cache.unseen}
-    classifier, classifier_log = train_classifier({**classifier_seen_features(params, cache, real), **unseen_features},
-                                                  len(cache.class_names), params.classifier,
+    unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in caches.unseen}
+    classifier, classifier_log = train_classifier({**samples.classifier, **unseen_features},
+                                                  len(caches.class_names), params.classifier,
                                                   derive_seed(params.seed, 4, SELF_TRAINING_KEY), device, stage,
-                                                  cache.unseen)
+                                                  caches.unseen)
     return classifier, {"pseudo_labels": stats, "classifier": classifier_log}

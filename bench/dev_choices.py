@@ -26,8 +26,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from zsseg.classifier import load_classifier  # noqa: E402
-from zsseg.evaluation import evaluate_classifier  # noqa: E402
-from zsseg.feature_cache import FeatureCache  # noqa: E402
+from zsseg.config import parse_params  # noqa: E402
+from zsseg.datasets.folder import FolderDataset  # noqa: E402
+from zsseg.encoder_maps import shared_maps  # noqa: E402
+from zsseg.evaluation import evaluate_classifiers  # noqa: E402
+from zsseg.feature_extraction import split_features  # noqa: E402
+from zsseg.network import NETWORK_FILE, load_network  # noqa: E402
 from zsseg.metrics import segmentation_metrics  # noqa: E402
 from zsseg.pipeline import stage_commands  # noqa: E402
 
@@ -67,11 +71,17 @@ def run(params: dict, data: Path, names: tuple[str, ...]) -> None:
         importlib.import_module(module).main(["--params", str(path), *arguments])
 
 
-def dev_metrics(run_directory: Path, round_index: int, absent_classes: str) -> dict:
-    cache = FeatureCache(run_directory / "features" / "dev.h5")
-    confusion = evaluate_classifier(cache, load_classifier(run_directory / "rounds" / str(round_index)), 64,
-                                    torch.device("cpu"))
-    return segmentation_metrics(confusion, cache.class_names, cache.unseen, absent_classes)
+def dev_metrics(run_directory: Path, round_index: int, params: dict) -> dict:
+    """The dev metrics of a round, as the evaluate stage computes them: from the run's network."""
+    values = parse_params(params)
+    dataset = FolderDataset(run_directory / "dataset")
+    class_split = dataset.class_split(values.dataset.unseen)
+    network, _ = load_network(run_directory / "backbone" / NETWORK_FILE, torch.device("cpu"))
+    batches = split_features(network, dataset, "dev", values.features.batch_size, torch.device("cpu"),
+                             maps=shared_maps(run_directory / "encoder_maps.h5", values.backbone))
+    confusion, = evaluate_classifiers(batches, [load_classifier(run_directory / "rounds" / str(round_index))],
+                                      class_split.num_classes, torch.device("cpu"))
+    return segmentation_metrics(confusion, class_split.names, class_split.unseen, values.evaluate.absent_classes)
 
 
 def link_shared(source: Path, target: Path, names: tuple[str, ...]) -> None:
@@ -91,7 +101,7 @@ def main() -> None:
     shared = work / "shared"
     started = time.perf_counter()
     if not (shared / "embeddings.npz").is_file():
-        run(with_values(base, {"dataset.root": str(shared / "demo")}), shared, ("demo", "prepare", "embed"))
+        run(with_values(base, {"dataset.root": str(shared / "demo")}), shared, ("demo", "prepare", "embed", "encode"))
     last = max(int(r) for r in base["recursion"]["rounds"])
     scores: dict[str, list[dict]] = {}
     stopped: dict[str, list[int]] = {}
@@ -99,16 +109,19 @@ def main() -> None:
     for seed in args.seeds:
         seeded = with_values(base, {"seed": seed, "dataset.root": str(shared / "demo")})
         seed_run = work / f"seed{seed}" / "default"
-        link_shared(shared, seed_run, ("demo", "dataset", "embeddings.npz"))
+        link_shared(shared, seed_run, ("demo", "dataset", "embeddings.npz", "encoder_maps.h5"))
         if not (seed_run / "rounds" / str(last)).is_dir():
-            run(seeded, seed_run, ("backbone", "features", "round_0", "recursive_round"))
-        scores.setdefault(baseline, []).append(dev_metrics(seed_run, last, "skip"))
+            run(seeded, seed_run, ("backbone", "features", "samples", "round_0", "recursive_round"))
+        scores.setdefault(baseline, []).append(dev_metrics(seed_run, last, seeded))
         for name, overrides in {**RECURSION_VARIANTS, **ROUND_ZERO_VARIANTS}.items():
             variant = work / f"seed{seed}" / name.replace(" ", "_").replace("/", "").replace(",", "")
-            link_shared(seed_run, variant, ("demo", "dataset", "embeddings.npz", "backbone", "features"))
+            link_shared(seed_run, variant, ("demo", "dataset", "embeddings.npz", "encoder_maps.h5", "backbone",
+                                            "features"))
             if name in RECURSION_VARIANTS:
+                link_shared(seed_run, variant, ("samples.h5",))
                 link_shared(seed_run / "rounds", variant / "rounds", ("0",))
-            stages = ("recursive_round",) if name in RECURSION_VARIANTS else ("round_0", "recursive_round")
+            # A variant of round 0 may sample otherwise (classifier.sampling): it draws its own samples.
+            stages = ("recursive_round",) if name in RECURSION_VARIANTS else ("samples", "round_0", "recursive_round")
             if not (variant / "rounds" / str(last)).is_dir():
                 try:
                     run(with_values(seeded, overrides), variant, stages)
@@ -116,7 +129,7 @@ def main() -> None:
                     # A round that mines nothing stops (recursion.allow_empty_rounds): score where it stopped.
                     stopped.setdefault(name, []).append(seed)
             reached = max(int(path.name) for path in (variant / "rounds").iterdir())
-            scores.setdefault(name, []).append(dev_metrics(variant, reached, "skip"))
+            scores.setdefault(name, []).append(dev_metrics(variant, reached, with_values(seeded, overrides)))
         print(f"seed {seed} done after {time.perf_counter() - started:.0f} s", flush=True)
     print(f"\nDev split ({base['demo']['dev_images']} images), round {last}, mean ± std over seeds {args.seeds}:\n")
     print(f"| {'variant':<50} | hIoU | unseen mIoU | seen mIoU | hIoU - default, seed by seed |")

@@ -5,7 +5,8 @@ Usage: python bench/dev_compare.py BASE_DATA OTHER_DATA [--k 2 4 ...] [--seeds 0
 BASE_DATA and OTHER_DATA are the data/ folders of two `snakemake table` runs that differ in one value
 (say, backbone.epochs). For each method's final result it pairs the two runs' dev metrics by (K, seed)
 and prints the mean of each side, the mean difference OTHER - BASE and its 95% t-interval (scipy), for
-hIoU, unseen and seen mIoU. Values are chosen on dev, never on val (issue "An honest protocol").
+hIoU, unseen and seen mIoU, and for hIoU the same per K, paired over the seeds. Values are chosen on dev, never
+on val (issue "An honest protocol").
 """
 
 import argparse
@@ -51,6 +52,13 @@ def main() -> None:
             name = f"{result.method.name} (round {result.round})"
             print(f"{name:<52} {metric:<12} {sum(base) / len(base):7.2f} {sum(other) / len(other):7.2f} "
                   f"{mean:+7.2f} [{low:+6.2f}, {high:+6.2f}]")
+            if metric == "hiou" and len(args.seeds) > 1:
+                # Per K, paired over the seeds: the 15 cells are 5 groups, not 15 independent draws.
+                for k in args.k:
+                    pairs = [(a, b) for (cell_k, _), a, b in zip(cells, base, other) if cell_k == k]
+                    mean, low, high = mean_and_t_interval([b - a for a, b in pairs])
+                    print(f"{'':<52} {f'  K = {k}':<12} {sum(a for a, _ in pairs) / len(pairs):7.2f} "
+                          f"{sum(b for _, b in pairs) / len(pairs):7.2f} {mean:+7.2f} [{low:+6.2f}, {high:+6.2f}]")
 
 
 if __name__ == "__main__":

@@ -46,12 +46,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-import yaml
-from PIL import Image
-from torch import nn
+os.environ.setdefault("TQDM_DISABLE", "1")  # before torch, which imports tqdm: the bars would flood the output
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,9 +63,12 @@ from zsseg.datasets.conversion import resolve_class_names  # noqa: E402
 from zsseg.datasets.folder import SPLITS, FolderDataset  # noqa: E402
 from zsseg.embeddings import save_embeddings  # noqa: E402
 from zsseg.feature_cache import cache_params_hash  # noqa: E402
-from zsseg.feature_extraction import write_feature_cache  # noqa: E402
+from zsseg.feature_extraction import write_training_caches  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
+from zsseg.network import ARCHITECTURES, NETWORK_FILE, Architecture, SegmentationNetwork, save_network  # noqa: E402
 from zsseg.pipeline import GRID, STAGES, stage_commands  # noqa: E402
+from zsseg.runtime import derive_seed  # noqa: E402
+from stages.features import CACHED_PIXELS_KEY  # noqa: E402
 
 # Images per class in VOC2012's trainval detection set (11,540 images): the devkit's statistics table.
 VOC2012_TRAINVAL_IMAGES = {
@@ -90,6 +94,7 @@ IMAGE_SIZES = {(375, 500): 0.40, (333, 500): 0.20, (500, 375): 0.12, (500, 333):
                (281, 500): 0.05, (400, 500): 0.04, (500, 500): 0.04}
 # How far apart the class clusters are, against the noise of each feature pixel.
 CLUSTER_SPREAD, FEATURE_NOISE, EMBEDDING_NOISE, EMBEDDING_DIM, LATENT_DIM = 0.5, 1.0, 0.05, 300, 4
+STAND_IN, MAX_CLASSES = "stand_in", 64
 
 
 @dataclass(frozen=True)
@@ -198,30 +203,36 @@ class StandInEncoder(nn.Module):
 
 class StandInHead(nn.Module):
     """The cluster centre of the nearest class colour plus Gaussian noise drawn from the block's own colours,
-    so an image gets the same features in any batch."""
+    so an image gets the same features in any batch. Colours and centres are buffers, saved with the network."""
 
-    def __init__(self, colours: np.ndarray, centres: torch.Tensor) -> None:
+    def __init__(self, feature_dim: int) -> None:
         super().__init__()
-        self.colours = torch.from_numpy(colours).float()
-        self.centres = centres
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("colours", torch.zeros(MAX_CLASSES, 3))
+        self.register_buffer("centres", torch.zeros(MAX_CLASSES, feature_dim))
+
+    def set_classes(self, colours: np.ndarray, centres: torch.Tensor) -> None:
+        self.count.fill_(len(colours))
+        self.colours[:len(colours)] = torch.from_numpy(colours).float()
+        self.centres[:len(colours)] = centres
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        count = int(self.count)
         pixels = low.permute(0, 2, 3, 1)
-        classes = torch.cdist(pixels.reshape(-1, 3), self.colours).argmin(dim=1).reshape(pixels.shape[:3])
-        features = self.centres[classes]
+        classes = torch.cdist(pixels.reshape(-1, 3), self.colours[:count]).argmin(dim=1).reshape(pixels.shape[:3])
+        features = self.centres[:count][classes]
         for index in range(features.shape[0]):
             noise = torch.Generator().manual_seed(zlib.crc32(low[index].numpy().tobytes()))
             features[index] += FEATURE_NOISE * torch.randn(features[index].shape, generator=noise)
         return features.permute(0, 3, 1, 2)
 
 
-class StandInNetwork(nn.Module):
-    stride = 4
-
-    def __init__(self, colours: np.ndarray, centres: torch.Tensor) -> None:
-        super().__init__()
-        self.feature_dim = centres.shape[1]
-        self.encoder, self.head = StandInEncoder(), StandInHead(colours, centres)
+def register_stand_in() -> None:
+    """The stand-in network as a ``backbone.arch`` of this process, so that the stages' own load_network
+    rebuilds it from network.pt: the bench's probe registers it before each stage runs."""
+    ARCHITECTURES[STAND_IN] = Architecture(
+        STAND_IN, lambda feature_dim, aspp_rates, weights: (StandInEncoder(), StandInHead(feature_dim), 4),
+        packaged_weights=False, weight_files=False, zs3net_checkpoints=False)
 
 
 def probe_command(module: str, arguments: list[str], result: Path) -> list[str]:
@@ -231,6 +242,8 @@ def probe_command(module: str, arguments: list[str], result: Path) -> list[str]:
         "def io():\n"
         "    fields = dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())\n"
         "    return int(fields['rchar']), int(fields['wchar'])\n"
+        "import scale\n"
+        "scale.register_stand_in()\n"
         "module = importlib.import_module(sys.argv[1])\n"
         "read, written = io()\n"
         "module.main(sys.argv[3:])\n"
@@ -251,8 +264,8 @@ def stage_outputs(module: str, arguments: list[str], data: Path) -> list[Path]:
     return [data.parent / arguments[arguments.index(f"--{option.replace('_', '-')}") + 1] for option in entry.outputs]
 
 
-def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int, share: float | None) -> dict:
-    """One synthetic cell at ``fraction``: every stage's figures."""
+def preset_params(shape: DatasetShape, k: int, seed: int) -> dict:
+    """params.yaml with the dataset's preset over it, for a cell of the synthetic dataset on the CPU."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     preset = yaml.safe_load((ROOT / "presets" / f"{shape.preset}.yaml").read_text())
 
@@ -263,6 +276,12 @@ def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int
     overlay(base, preset)
     overlay(base, {"seed": seed, "device": "cpu", "dataset": {"root": "data/dataset", "unseen": k},
                    "embed": {"path": None}, "backbone": {"weights": "none"}})
+    return base
+
+
+def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int, share: float | None) -> dict:
+    """One synthetic cell at ``fraction``: every stage's figures."""
+    base = preset_params(shape, k, seed)
     shutil.rmtree(work, ignore_errors=True)
     data = work / "data"
     data.mkdir(parents=True)
@@ -282,14 +301,19 @@ def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int
     embeddings = (latent @ torch.randn(LATENT_DIM, EMBEDDING_DIM, generator=generator)
                   + EMBEDDING_NOISE * torch.randn(len(latent), EMBEDDING_DIM, generator=generator))
     save_embeddings(data / "embeddings.npz", shape.class_names, embeddings.numpy(), "word2vec")
-    network = StandInNetwork(palette(len(shape.class_names)), centres)
+    register_stand_in()
+    network = SegmentationNetwork(STAND_IN, len(class_split.seen), params.backbone.feature_dim,
+                                  params.backbone.aspp_rates)
+    network.head.set_classes(palette(len(shape.class_names)), centres)
+    (data / "backbone").mkdir()
+    save_network(network, data / "backbone" / NETWORK_FILE, {})
+    (data / "encoder_maps.h5").touch()  # declared by the stages that run the network; unread without sharing
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
     (data / "features").mkdir()
-    attributes = {"params_hash": cache_params_hash(params), "backbone": params.backbone.arch}
-    for split in SPLITS:
-        write_feature_cache(network, dataset, split, class_split, data / "features" / f"{split}.h5",
-                            params.features.label_purity, params.features.batch_size, torch.device("cpu"), attributes)
+    write_training_caches(network, dataset, class_split, data / "features", params.features,
+                          derive_seed(seed, CACHED_PIXELS_KEY), torch.device("cpu"),
+                          {"params_hash": cache_params_hash(params), "backbone": params.backbone.arch})
     figures["features (stand-in network)"] = {"seconds": time.perf_counter() - started,
                                               "output_bytes": directory_bytes(data / "features")}
     after_features = [entry.name for entry in STAGES[[entry.name for entry in STAGES].index("features") + 1:]
@@ -303,7 +327,7 @@ def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int
         result = work / "probe.json"
         started = time.perf_counter()
         completed = subprocess.run(probe_command(module, arguments, result), cwd=work, capture_output=True, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"})
+                                   env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"})
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
             sys.exit(f"{name} failed at fraction {fraction}:\n{completed.stderr[-3000:]}")
@@ -332,11 +356,13 @@ def predicted(cells: list[dict], stage: str, figure: str) -> float | None:
 
 def report(cells: list[dict], shape: DatasetShape, k: int) -> str:
     gigabyte = 1e9
-    lines = [f"{shape.preset}, K = {k}: fractions {', '.join(str(Fraction(c['fraction']).limit_denominator()) for c in cells)};"
-             f" unlabelled train images {', '.join(str(c['unlabelled_train_images']) + '/' + str(c['images']['train']) for c in cells)}",
+    fractions = ", ".join(str(Fraction(cell["fraction"]).limit_denominator()) for cell in cells)
+    unlabelled = ", ".join(f"{cell['unlabelled_train_images']}/{cell['images']['train']}" for cell in cells)
+    lines = [f"{shape.preset}, K = {k}: fractions {fractions}; unlabelled train images {unlabelled}",
              "",
-             f"{'stage':<44} {'time s':>8} {'peak RSS GB':>11} {'read GB':>8} {'written GB':>10} {'output GB':>9}",
-             f"{'(full cell, predicted)':<44}"]
+             f"{'stage':<48} {'time s':>8} {'peak RSS GB':>11} {'read GB':>8} {'written GB':>10} {'output GB':>9}"
+             f"  peak RSS GB measured",
+             f"{'(full cell, predicted)':<48} {'':>51}  at each fraction"]
     totals = {"seconds": 0.0, "read": 0.0, "written": 0.0, "output_bytes": 0.0}
     peak = 0.0
     for stage in cells[0]["stages"]:
@@ -350,18 +376,54 @@ def report(cells: list[dict], shape: DatasetShape, k: int) -> str:
         def cell(value: float | None, scale: float, width: int) -> str:
             return f"{'':>{width}}" if value is None else f"{value / scale:>{width}.2f}"
 
-        lines.append(f"{stage:<44} {cell(values['seconds'], 1, 8)} {cell(values['peak_rss'], gigabyte, 11)} "
+        measured = " ".join(f"{c['stages'][stage]['peak_rss'] / gigabyte:.2f}" for c in cells
+                            if "peak_rss" in c["stages"][stage])
+        lines.append(f"{stage:<48} {cell(values['seconds'], 1, 8)} {cell(values['peak_rss'], gigabyte, 11)} "
                      f"{cell(values['read'], gigabyte, 8)} {cell(values['written'], gigabyte, 10)} "
-                     f"{cell(values['output_bytes'], gigabyte, 9)}")
+                     f"{cell(values['output_bytes'], gigabyte, 9)}  {measured}")
     after = {figure: sum(predicted(cells, stage, figure) or 0.0 for stage in cells[0]["stages"]
                          if stage not in ("synthetic dataset", "features (stand-in network)"))
              for figure in ("seconds", "read")}
     lines += ["",
-              f"full cell: {after['seconds'] / 60:.1f} min in the stages after features, {peak / gigabyte:.2f} GB peak RSS, "
+              f"full cell: {after['seconds'] / 60:.1f} min in the stages after features, "
+              f"{peak / gigabyte:.2f} GB peak RSS, "
               f"{after['read'] / gigabyte:.1f} GB read, {totals['output_bytes'] / gigabyte:.1f} GB written to data/ "
               f"(features included)",
               f"15-cell grid (15 x this K = {k} cell, an upper bound): {15 * after['seconds'] / 3600:.1f} h, "
               f"{15 * after['read'] / 1e12:.2f} TB read, {15 * totals['output_bytes'] / 1e12:.2f} TB on disk"]
+    return "\n".join(lines)
+
+
+def network_seconds_per_image(shape: DatasetShape) -> tuple[str, float]:
+    """The preset's real network (random weights), timed over two VOC-size images one at a time on this
+    machine's CPU with the preset's threads: the work evaluate does per val or dev image on top of the
+    stand-in's."""
+    params = parse_params(preset_params(shape, 10, 0))
+    torch.set_num_threads(params.threads)
+    backbone = params.backbone
+    network = SegmentationNetwork(backbone.arch, 2, backbone.feature_dim, backbone.aspp_rates).eval()
+    image = torch.rand(1, 3, *list(IMAGE_SIZES)[0]) * 255
+    with torch.no_grad():
+        network.features(image)
+        started = time.perf_counter()
+        for _ in range(2):
+            network.features(image)
+    return backbone.arch, (time.perf_counter() - started) / 2
+
+
+def compare_with_base(base: dict, this: dict) -> str:
+    """Each stage's seconds after features, this side against the base's, at one fraction."""
+    skipped = ("synthetic dataset", "features (stand-in network)")
+    lines = [f"{'stage (seconds, side by side)':<48} {'base':>8} {'this':>8} {'ratio':>6}"]
+    for stage in dict.fromkeys([*base["stages"], *this["stages"]]):
+        if stage in skipped:
+            continue
+        before, after = base["stages"].get(stage, {}).get("seconds"), this["stages"].get(stage, {}).get("seconds")
+        ratio = f"{after / before:6.2f}" if before and after else ("   new" if after else "  gone")
+        lines.append(f"{stage:<48} {before or float('nan'):8.1f} {after or float('nan'):8.1f} {ratio}")
+    totals = [sum(side["stages"][stage]["seconds"] for stage in side["stages"] if stage not in skipped)
+              for side in (base, this)]
+    lines.append(f"{'every stage after features':<48} {totals[0]:8.1f} {totals[1]:8.1f} {totals[1] / totals[0]:6.2f}")
     return "\n".join(lines)
 
 
@@ -375,6 +437,9 @@ def main() -> None:
                         help="the share of training images with an unseen object (default: from the class shares)")
     parser.add_argument("--work", default="/tmp/zsseg_scale")
     parser.add_argument("--json", help="also write every measurement to this file")
+    parser.add_argument("--base", help="also run this commit's bench/scale.py at each fraction, the two sides taking "
+                                       "turns, and print each stage's time against it")
+    parser.add_argument("--no-network", action="store_true", help="skip timing the real network")
     args = parser.parse_args()
     shape = SHAPES[args.dataset]
     share = args.unlabelled_share
@@ -382,15 +447,46 @@ def main() -> None:
           + ", ".join(f"K={k} {unlabelled_share(shape, k):.2f}" for k in (2, 4, 6, 8, 10))
           + (f"; overridden: {share}" if share is not None else ""))
     load = snapshot()
-    cells = []
-    for fraction in sorted(args.fractions):
-        print(f"fraction {Fraction(fraction).limit_denominator()}:", flush=True)
-        cells.append(run_cell(Path(args.work), shape, fraction, args.k, args.seed, share))
-    shutil.rmtree(args.work, ignore_errors=True)
+    work = Path(args.work)
+    base = work.parent / f"{work.name}_base"
+    if args.base:
+        shutil.rmtree(base, ignore_errors=True)
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(base), args.base], cwd=ROOT, check=True)
+    cells, comparisons = [], []
+    try:
+        for fraction in sorted(args.fractions):
+            print(f"fraction {Fraction(fraction).limit_denominator()}:", flush=True)
+            if args.base:
+                print("  base:", flush=True)
+                measured = work.parent / f"{work.name}_base.json"
+                subprocess.run([sys.executable, str(base / "bench" / "scale.py"), "--dataset", args.dataset,
+                                "--fractions", str(fraction), "--k", str(args.k), "--seed", str(args.seed), "--work",
+                                str(work.parent / f"{work.name}_base_cell"), "--json", str(measured),
+                                *(["--unlabelled-share", str(share)] if share is not None else [])],
+                               check=True, stdout=subprocess.DEVNULL)
+                comparisons.append(json.loads(measured.read_text())["cells"][0])
+                print("  this:", flush=True)
+            cells.append(run_cell(work, shape, fraction, args.k, args.seed, share))
+    finally:
+        if args.base:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
+    shutil.rmtree(work, ignore_errors=True)
+    network = None if args.no_network else network_seconds_per_image(shape)
     if args.json:
-        Path(args.json).write_text(json.dumps({"dataset": args.dataset, "k": args.k, "cells": cells}, indent=1))
+        Path(args.json).write_text(json.dumps({"dataset": args.dataset, "k": args.k, "cells": cells,
+                                               "network_seconds_per_image": network and network[1],
+                                               "base": comparisons}, indent=1))
     print()
     print(report(cells, shape, args.k))
+    if network:
+        dev_fraction = parse_params(preset_params(shape, args.k, 0)).dataset.dev_fraction
+        images = shape.val_images + round(shape.train_images * dev_fraction)
+        print(f"the real network ({network[0]}, random weights) on this CPU: {network[1]:.2f} s per image; evaluate "
+              f"runs it over the {images} val and dev images of a full cell: {network[1] * images / 60:.0f} min more "
+              f"than the stand-in (work the features stage did before, when it cached val and dev)")
+    for this, before in zip(cells, comparisons):
+        print(f"\nside by side at fraction {Fraction(this['fraction']).limit_denominator()} (base {args.base}):")
+        print(compare_with_base(before, this))
     print(other_load_since(load))
 
 

@@ -61,6 +61,7 @@ from zsseg.config import parse_params  # noqa: E402
 from zsseg.datasets import context, voc  # noqa: E402
 from zsseg.datasets.conversion import resolve_class_names  # noqa: E402
 from zsseg.datasets.folder import SPLITS, FolderDataset  # noqa: E402
+from zsseg.disk import directory_bytes  # noqa: E402
 from zsseg.embeddings import save_embeddings  # noqa: E402
 from zsseg.feature_cache import cache_params_hash  # noqa: E402
 from zsseg.feature_extraction import write_training_caches  # noqa: E402
@@ -251,12 +252,6 @@ def probe_command(module: str, arguments: list[str], result: Path) -> list[str]:
         "json.dump({'read': read_after - read, 'written': written_after - written,\n"
         "           'peak_rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}, open(sys.argv[2], 'w'))\n")
     return [sys.executable, "-c", script, module, str(result), *arguments]
-
-
-def directory_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
 
 
 def stage_outputs(module: str, arguments: list[str], data: Path) -> list[Path]:

@@ -40,7 +40,7 @@ class TrainImage:
     classes: frozenset[int]   # the classes present in its label
 
 
-def train_images(dataset: FolderDataset, log: Callable[[str], None] | None = None) -> list[TrainImage]:
+def train_images(dataset: FolderDataset) -> list[TrainImage]:
     """Every train image's size and classes, from its label map."""
     found = []
     for image_id in tqdm(dataset.ids("train"), desc="train labels", unit="img", leave=False):
@@ -95,6 +95,9 @@ def cell_bytes(params: Params, images: Sequence[TrainImage], unseen: Sequence[in
 
 
 def directory_bytes(path: Path) -> int:
+    """The bytes of the file ``path``, or of every file under the directory ``path``; 0 if it does not exist."""
+    if path.is_file():
+        return path.stat().st_size
     return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file()) if path.is_dir() else 0
 
 

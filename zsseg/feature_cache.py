@@ -64,8 +64,8 @@ class Precision:
     decode_into: Callable[[dict[str, np.ndarray], torch.Tensor], torch.Tensor]  # -> into out, (n, D) float32
 
     def decode(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
-        rows, dimension = next(iter(arrays.values())).shape[0], self.datasets[next(iter(self.datasets))][1][0]
-        return self.decode_into(arrays, torch.empty(rows, dimension))
+        # The first dataset holds the (n, D) values (codes or features).
+        return self.decode_into(arrays, torch.empty(arrays[next(iter(self.datasets))].shape))
 
 
 def _encode_uint8(features: np.ndarray) -> dict[str, np.ndarray]:
@@ -244,8 +244,8 @@ class FeatureCache:
             for start, stop in bounds:
                 rows = slice(int(self.image_offsets[start]), int(self.image_offsets[stop]))
                 count = rows.stop - rows.start
-                for name, buffer in stored.items():
-                    if count:
+                if count:
+                    for name, buffer in stored.items():
                         handle[name].read_direct(buffer, np.s_[rows], np.s_[:count])
                 yield CacheBatch(
                     ids=self.ids[start:stop],

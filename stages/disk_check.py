@@ -8,7 +8,6 @@ from pathlib import Path
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
 from zsseg.disk import check_free_space, grid_needs
-from zsseg.pipeline import grid_cell
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "backbone", "features", "generator.real_features_per_class", "classifier.sampling",
@@ -21,8 +20,7 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
 def main(argv: list[str] | None = None) -> None:
     with stage_run("disk_check", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         params, grid = stage.params, Path(stage.args.grid)
-        cells = {grid_cell(grid, k, seed): k for k in params.table.k_values for seed in params.table.seeds}
-        needs = grid_needs(params, FolderDataset(stage.args.dataset), cells, stage.log.info)
+        needs = grid_needs(params, FolderDataset(stage.args.dataset), grid, stage.log.info)
         if params.table.check_free_space:
             figures = check_free_space(needs, grid)
         else:

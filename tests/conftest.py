@@ -134,6 +134,21 @@ def write_params(path: Path, data: dict) -> Path:
     return path
 
 
+def mining_dataset(workdir: Path, **overrides) -> tuple[Path, Path]:
+    """A tiny demo dataset (``workdir/dataset``) and params for it (``workdir/params.yaml``, with
+    ``overrides``) on which a barely trained round-0 classifier still predicts unseen classes on some pixels
+    of the unlabelled images, so that the recursive rounds mine pseudo-features."""
+    from zsseg.datasets.demo import write_demo_dataset
+
+    root = workdir / "dataset"
+    write_demo_dataset(root, train_images=24, val_images=4, image_size=64, min_objects=2, max_objects=3, seed=11,
+                       dev_images=4)
+    params = write_params(workdir / "params.yaml", tiny_params(**{
+        "dataset.name": "folder", "dataset.root": str(root), "recursion.threshold": 0.05,
+        "classifier.learning_rate": 0.001, **overrides}))
+    return root, params
+
+
 def run_stages_in_process(params_path: Path, data: Path, names: tuple[str, ...] | None = None) -> None:
     """The pipeline's stages up to evaluate (not demo, or only ``names``), in one process, on a run in
     ``data``: the commands both engines run (zsseg.pipeline), with ``--params params_path``."""

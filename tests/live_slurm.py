@@ -8,8 +8,9 @@
 4. In two fresh clones of the project with the tiny params, runs the K = 2, 4 grid locally
    (`snakemake --cores N table`) and as Slurm jobs (`snakemake --profile workflow/profiles/slurm table`).
 5. Checks that every metrics file and the table are byte-identical between the two.
-6. Faults: removes one cell of the Slurm clone, reruns, `scancel`s one of its running jobs, checks that
-   Snakemake reports the failure, reruns the same command and checks the metrics again.
+6. Faults: removes one cell of the Slurm clone, reruns, `scancel`s its running backbone job once the
+   training has saved its resume state, checks that Snakemake reports the failure, reruns the same command,
+   checks that the backbone resumed from that state, and checks the metrics again.
 7. Stops every daemon it started, by PID, also when a step fails.
 
 Only the profile and the command line say anything about the cluster: the flags below are the ones a
@@ -42,10 +43,14 @@ PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 # after 7 s instead of 40 s keeps the tiny jobs fast.
 CLUSTER_FLAGS = ["--slurm-status-command", "squeue", "--slurm-no-account",
                  "--slurm-init-seconds-before-status-checks", "7"]
-# One thread per job, so that two jobs share the node's two cores (both runs use the same params).
-TINY = {"threads": 1, "table.seeds": [0], "resources.mem_mb": 1000}
-# The job cancelled in the fault test: the longest stage of a cell, so that it is caught while it runs.
+# One thread per job, so that two jobs share the node's two cores (both runs use the same params). The backbone
+# trains 8 epochs of 16 steps and saves its resume state after each step: about 3 s of training after the first
+# save, in which the fault test cancels it.
+TINY = {"threads": 1, "table.seeds": [0], "resources.mem_mb": 1000, "backbone.epochs": 8, "backbone.batch_size": 2,
+        "backbone.checkpoint_minutes": 1e-9}
+# The job cancelled in the fault test: the backbone of a cell, once its training has saved its resume state.
 CANCELLED_RULE, CANCELLED_LOG = "backbone_k", Path("data/k2/s0/logs/backbone.log")
+CANCEL_TRIGGER = Path("data/k2/s0/backbone.resume.pt")
 GRID_TIMEOUT = 1500
 
 
@@ -161,8 +166,8 @@ class Daemons:
 
 def snakemake_on_slurm(root: Path, cancel: tuple[str, Path] | None = None) -> tuple[int, str, list[str]]:
     """`snakemake --profile workflow/profiles/slurm table` in ``root``: its exit status, output, and the
-    Slurm job ids it cancelled. ``cancel`` = (rule, its log): one running job of that rule is cancelled
-    once its stage has started (its log exists), so that the stage is killed mid-way."""
+    Slurm job ids it cancelled. ``cancel`` = (rule, a file its stage writes): one running job of that rule
+    is cancelled once that file exists, so that the stage is killed mid-way."""
     command = ["timeout", "-k", "10", str(GRID_TIMEOUT), "snakemake", "--profile", "workflow/profiles/slurm",
                *CLUSTER_FLAGS, "table"]
     say("$ " + " ".join(command[4:]))
@@ -178,7 +183,8 @@ def snakemake_on_slurm(root: Path, cancel: tuple[str, Path] | None = None) -> tu
                 if running:
                     subprocess.run(["scancel", running[0]], check=True)
                     cancelled.append(running[0])
-                    say(f"scancel {running[0]}: a running job of rule {cancel[0]}, its stage under way ({cancel[1]})")
+                    say(f"scancel {running[0]}: a running job of rule {cancel[0]}, its stage under way ({cancel[1]} "
+                        f"exists)")
             time.sleep(0.2)
     return process.returncode, log_path.read_text(), cancelled
 
@@ -248,7 +254,7 @@ def main() -> None:
         cell = cluster / "data" / "k2" / "s0"
         shutil.rmtree(cell)
         shutil.rmtree(cluster / "data" / "table")
-        status, output, cancelled = snakemake_on_slurm(cluster, cancel=(CANCELLED_RULE, CANCELLED_LOG))
+        status, output, cancelled = snakemake_on_slurm(cluster, cancel=(CANCELLED_RULE, CANCEL_TRIGGER))
         if not cancelled:
             raise AssertionError(f"no running job of {CANCELLED_RULE} was seen to cancel:\n{output[-3000:]}")
         if status == 0 or f"Error in rule {CANCELLED_RULE}" not in output:
@@ -259,10 +265,19 @@ def main() -> None:
         say(f"Snakemake reported the cancelled job and exited {status}: {failure}")
         if (cluster / CANCELLED_LOG.parent.parent / "backbone").exists():
             raise AssertionError("the cancelled backbone stage left an output behind")
+        if not (cluster / CANCEL_TRIGGER).exists():
+            raise AssertionError(f"the cancelled backbone stage left no resume state ({CANCEL_TRIGGER})")
         status, output, _ = snakemake_on_slurm(cluster)
         if status != 0:
             raise AssertionError(f"the rerun after scancel failed ({status}):\n{output[-4000:]}")
         say(f"rerun after scancel: {len(submitted_jobs(output))} Slurm jobs, exit 0")
+        backbone_log = (cluster / CANCELLED_LOG).read_text()
+        resumed = re.search(r"resuming from the training checkpoint .*: epoch (\d+) of \d+, step \d+ of \d+.*",
+                            backbone_log)
+        if not resumed or (cluster / CANCEL_TRIGGER).exists():
+            raise AssertionError(f"the rerun's backbone did not resume from {CANCEL_TRIGGER} and delete it:\n"
+                                 f"{backbone_log[-3000:]}")
+        say(f"the rerun's backbone resumed from epoch {resumed.group(1)}: {resumed.group(0)}")
         compare(local, cluster, "after scancel and rerun")
         say(f"passed in {time.monotonic() - started:.0f} s")
         passed = True

@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from conftest import PROJECT_ROOT, tiny_params, write_params
 
@@ -40,10 +43,10 @@ def stage_running(module: str, cwd: Path) -> bool:
 
 
 def kill_mid_stage(command, cwd: Path, stage: str, output: str, delay: float, while_writing: str | None = None,
-                   timeout=600) -> None:
+                   timeout=600, until=None) -> None:
     """Run ``command`` and SIGKILL its whole process group ``delay`` s after ``stages.STAGE`` started
-    (or, ``while_writing``, after that file appeared in ``output``'s partial directory): a crash in the
-    middle of that stage."""
+    (or, ``while_writing``, after that file appeared in ``output``'s partial directory; or once ``until()``
+    is true): a crash in the middle of that stage."""
     target = cwd / output
     process = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -59,10 +62,42 @@ def kill_mid_stage(command, cwd: Path, stage: str, output: str, delay: float, wh
     if while_writing:
         wait_for(lambda: bool(list(target.parent.glob(f".{target.name}.partial-*/{while_writing}"))),
                  f"{output}/{while_writing} was being written")
+    if until:
+        wait_for(until, f"the condition {until.__qualname__} held")
     time.sleep(delay)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not target.exists(), f"{output} was complete before the kill: nothing was interrupted"
+
+
+def linked_project(project: Path, data: dict) -> Path:
+    """A project directory whose code is the checkout's (linked) and whose params.yaml is ``data``."""
+    project.mkdir(exist_ok=True)
+    for name in ("zsseg", "stages", "workflow"):
+        if not (project / name).exists():
+            (project / name).symlink_to(PROJECT_ROOT / name)
+    (project / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return project
+
+
+def dry_run(project: Path, data: dict, *arguments: str) -> dict[tuple[str, str], dict]:
+    """`snakemake -n -p --forceall table all` in ``project`` (the project's code, ``data`` as params.yaml):
+    per job, (rule, wildcards) -> its resources, threads and shell command."""
+    linked_project(project, data)
+    output = subprocess.run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "table", "all", *arguments],
+                            cwd=project, capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for block in output.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        threads = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
+        resources = dict(item.split("=", 1) for item in
+                         re.search(r"^\s+resources: (.*)$", block, flags=re.M).group(1).split(", "))
+        jobs[(rule, wildcards.group(1) if wildcards else "")] = {
+            "resources": {name: int(value) if value.isdigit() else value for name, value in resources.items()},
+            "threads": int(threads.group(1)) if threads else 1,
+            "command": re.search(r"^Shell command: (.*)$", block, flags=re.M).group(1)}
+    return jobs
 
 
 def project_clone(destination: Path, **overrides) -> Path:
@@ -115,18 +150,51 @@ def dvc_chain(base: Path) -> dict[str, Path]:
     return {"dvc": root, "queue": queue}
 
 
+# The made-up limits of the grid's run: every job asks for 1000 MB (a GPU stage's also for one GPU: device
+# auto, which runs on the CPU here), and four cores would run four jobs at once without them.
+MADE_UP_LIMITS = {"mem_mb": 3000, "gpu": 2}
+JOB_MEMORY = {"resources.mem_mb": 1000, "resources.stages": {}, "device": "auto"}
+
+
 def snakemake_chain(base: Path) -> dict[str, Path]:
     """`snakemake --cores 2` killed in the middle of round 0, unlocked and rerun with `--cores 1`;
-    then `snakemake --cores 2 table` (K = 2, 4) beside it, and `snakemake table --report`."""
-    root = project_clone(base / "snakemake")
+    then `snakemake --cores 4 --resources ... table` (K = 2, 4) beside it under made-up limits (its log in
+    table_run.log), and `snakemake table --report`."""
+    root = project_clone(base / "snakemake", **JOB_MEMORY)
     kill_mid_stage(["snakemake", "--cores", "2"], root, "round_0", "data/rounds/0", delay=0.5)
     # A killed Snakemake leaves its working-directory lock behind; --unlock is its documented remedy.
     run(["snakemake", "--unlock"], root)
     run(["snakemake", "--cores", "1"], root)
     shared = ("data/demo", "data/dataset", "data/embeddings.npz")
     before = {path: (root / path).stat().st_mtime_ns for path in shared}
-    run(["snakemake", "--cores", "2", "table"], root)
+    limits = [f"{name}={amount}" for name, amount in MADE_UP_LIMITS.items()]
+    result = subprocess.run(["snakemake", "--cores", "4", "table", "--resources", *limits], cwd=root, env=ENV,
+                            capture_output=True, text=True, timeout=900)
+    (root / "table_run.log").write_text(result.stderr)
+    assert result.returncode == 0, f"snakemake table failed:\n{result.stderr[-3000:]}"
     after = {path: (root / path).stat().st_mtime_ns for path in shared}
     (root / "shared_stages_rerun.json").write_text(json.dumps([path for path in shared if before[path] != after[path]]))
     run(["snakemake", "table", "--report", "data/table/report.html"], root)
     return {"snakemake": root}
+
+
+def held_resources(log: str) -> list[dict[str, int]]:
+    """What Snakemake's scheduler held after each job started or finished, from its log, whose entries come
+    in the order of its own bookkeeping: the running jobs' count and their summed `mem_mb` and `gpu`."""
+    running: dict[str, dict[str, int]] = {}
+    held = []
+    for entry in re.split(r"^\[[^\]\n]+\]$", log, flags=re.M):
+        finished = re.search(r"^Finished jobid: (\d+)", entry, flags=re.M)
+        started = re.search(r"^(?:local)?rule \w+:$", entry, flags=re.M)
+        if finished:
+            del running[finished.group(1)]
+        elif started:
+            job = re.search(r"^\s+jobid: (\d+)$", entry, flags=re.M).group(1)
+            listed = re.search(r"^\s+resources: (.*)$", entry, flags=re.M).group(1)
+            resources = dict(item.split("=", 1) for item in listed.split(", "))
+            running[job] = {name: int(resources.get(name, 0)) for name in ("mem_mb", "gpu")}
+        else:
+            continue
+        held.append({"jobs": len(running), **{name: sum(job[name] for job in running.values())
+                                                for name in ("mem_mb", "gpu")}})
+    return held

@@ -40,6 +40,7 @@ def test_default_params_are_valid():
     ("backbone.arch", "resnet9000", "backbone.arch = 'resnet9000'"),
     ("device", "tpu", "device = 'tpu'"),
     ("backbone.epochs", "many", "backbone.epochs = 'many': expected int"),
+    ("backbone.checkpoint_minutes", 0, "backbone.checkpoint_minutes = 0.0: expected a number of minutes > 0"),
     ("recursion.rounds", {1: 0, 3: 2}, "recursion.rounds"),
 ])
 def test_bad_values_are_named(key, value, message):

@@ -14,7 +14,8 @@ from conftest import run_stages_in_process, tiny_params, write_folder_dataset, w
 from stages import disk_check
 from zsseg.config import parse_params
 from zsseg.datasets.folder import FolderDataset
-from zsseg.disk import SMALL_FILES_BYTES, CellNeed, DiskSpaceError, TrainImage, cell_bytes, check_free_space
+from zsseg.disk import (SMALL_FILES_BYTES, CellNeed, DiskSpaceError, TrainImage, cell_bytes, check_free_space,
+                        train_images)
 
 
 def test_a_cell_by_hand():
@@ -94,6 +95,21 @@ def test_the_stage_passes_a_grid_that_fits_or_is_told_to_run(tmp_path, monkeypat
     told = json.loads(run_disk_check(tmp_path / "told", monkeypatch, free=1_000_000,
                                      **{"table.check_free_space": False}).read_text())
     assert told["checked"] is False and told["need_bytes"] > 1_000_000
+
+
+def test_a_cell_that_borrows_its_backbone_needs_no_room_for_one(tmp_path, monkeypatch):
+    """table.backbone_per_seed: false: the second seed's cell writes no backbone and no cache."""
+    seeds = {"table.k_values": [1], "table.seeds": [0, 1]}
+    own = json.loads(run_disk_check(tmp_path / "own", monkeypatch, free=10 ** 11, **seeds).read_text())
+    shared = json.loads(run_disk_check(tmp_path / "shared", monkeypatch, free=10 ** 11, **seeds,
+                                       **{"table.backbone_per_seed": False}).read_text())
+    first, second = (str(tmp_path / "shared" / "data" / "k1" / f"s{seed}") for seed in (0, 1))
+    assert own["per_cell"][first.replace("shared", "own")] == own["per_cell"][second.replace("shared", "own")] \
+        == shared["per_cell"][first]
+    params = parse_params(tiny_params(**{"dataset.unseen": 1}))
+    images = train_images(FolderDataset(tmp_path / "shared" / "dataset"))
+    parts = cell_bytes(params, images, FolderDataset(tmp_path / "shared" / "dataset").class_split(1).unseen)
+    assert shared["per_cell"][second] == shared["per_cell"][first] - parts["features"] - parts["backbone"]
 
 
 def test_the_feature_prediction_matches_what_a_real_cell_wrote(tmp_path):

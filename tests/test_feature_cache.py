@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_caches_by_hand
-from zsseg.config import FeaturesParams
+from conftest import tiny_params, write_caches_by_hand
+from zsseg.config import FeaturesParams, parse_params
 from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import (LABELLED_FILE, POOL_FILE, SCHEMA_VERSION, CacheError, FeatureCache,
-                                 FeatureCacheWriter, precision_datasets)
+                                 FeatureCacheWriter, cache_params_hash, open_cache, precision_datasets)
 from zsseg.feature_extraction import write_training_caches
 
 SHAPES = [(2, 3), (2, 3), (3, 2), (2, 3), (1, 1)]
@@ -110,6 +110,17 @@ def test_cache_of_other_params_is_refused(tmp_path):
     write_caches_by_hand(tmp_path, hand_images(), ["background", "a", "b"], [2], params_hash="old")
     with pytest.raises(CacheError, match="made by other params .* rebuild it with `dvc repro features`"):
         FeatureCache(tmp_path / LABELLED_FILE, expected_params_hash="new")
+
+
+def test_a_cell_of_another_seed_reads_the_cache_its_k_shares(tmp_path):
+    """table.backbone_per_seed: false: the cell of seed 1 reads the cache that seed 0's cell made; a change
+    to what makes a cache is still refused."""
+    made = parse_params(tiny_params(seed=0))
+    write_caches_by_hand(tmp_path, hand_images(), ["background", "a", "b"], [2], params_hash=cache_params_hash(made))
+    open_cache(tmp_path / LABELLED_FILE, parse_params(tiny_params(seed=1)))
+    for key, value in (("features.labelled_share", 0.5), ("dataset.unseen", 2), ("backbone.epochs", 3)):
+        with pytest.raises(CacheError, match="made by other params"):
+            open_cache(tmp_path / LABELLED_FILE, parse_params(tiny_params(**{"seed": 1, key: value})))
 
 
 def test_missing_cache(tmp_path):

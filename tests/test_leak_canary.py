@@ -22,8 +22,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import run_stages_in_process, tiny_params, write_params
-from zsseg.datasets.demo import write_demo_dataset
+from conftest import mining_dataset, run_stages_in_process
 from zsseg.methods import METHODS, results
 
 pytestmark = pytest.mark.pipeline
@@ -90,14 +89,8 @@ def edit_labels(root, image_id, edit) -> int:
 @pytest.fixture(scope="module")
 def canary(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("canary")
-    root = workdir / "dataset"
-    write_demo_dataset(root, train_images=24, val_images=4, image_size=64, min_objects=2, max_objects=3, seed=11,
-                       dev_images=4)
-    params = write_params(workdir / "params.yaml", tiny_params(**{
-        "dataset.name": "folder", "dataset.root": str(root), "dataset.unseen": UNSEEN_K,
-        # A barely trained round-0 classifier still predicts unseen classes on some pixels of the
-        # unlabelled images, so round 1 mines pseudo-features and the canary covers them.
-        "recursion.threshold": 0.05, "classifier.learning_rate": 0.001}))
+    # The recursive rounds mine pseudo-features, so the canary covers them.
+    root, params = mining_dataset(workdir, **{"dataset.unseen": UNSEEN_K})
     classes = (root / "classes.txt").read_text().split("\n")
     unseen = [classes.index(name) for name in (root / "unseen.txt").read_text().split("\n")[:UNSEEN_K]]
     labels = {image_id: np.array(Image.open(root / "labels" / f"{image_id}.png"))

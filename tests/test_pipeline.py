@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT_ROOT
-from pipeline_runs import read_metrics, run
+from pipeline_runs import MADE_UP_LIMITS, held_resources, read_metrics, run
 from zsseg.methods import METHODS, results
 
 METRIC_KEYS = {"pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "per_class_iou"}
@@ -145,7 +145,8 @@ def test_exp_queue_over_k(tiny_runs):
 
 @pytest.fixture(scope="module")
 def grid_run(snakemake_run):
-    """`snakemake --cores 2 table` (K = 2, 4 x seeds 0, 1) and its report, run beside the single split."""
+    """`snakemake --cores 4 --resources mem_mb=3000 gpu=2 table` (K = 2, 4 x seeds 0, 1) and its report, run
+    beside the single split."""
     return snakemake_run
 
 
@@ -216,6 +217,7 @@ def test_means_and_paired_intervals_against_a_hand_computation(grid_run):
     assert not any("ceiling" in comparison for comparison in comparisons)
     text = (grid_run / "data" / "table" / "summary_mean.md").read_text()
     assert "uses unseen labels" in text and "± " in text and "t-interval" in text
+    assert "Backbones: one per cell (table.backbone_per_seed: true)" in text
 
 
 def test_snakemake_report_bundles_the_table_with_captions(grid_run):
@@ -258,6 +260,35 @@ def test_the_report_renders_its_tables_and_figures_in_chromium(grid_run, tmp_pat
                 "images => images.map(image => image.naturalWidth * image.naturalHeight)")
             assert drawn and max(drawn) > 100_000, figure
         browser.close()
+
+
+def test_the_scheduler_never_holds_more_memory_or_gpus_than_declared(grid_run):
+    """`snakemake --cores 4 --resources mem_mb=3000 gpu=2 table`: four cores would run four jobs at once;
+    the limits let three 1000 MB jobs, two of them at most on a GPU, run side by side."""
+    held = held_resources((grid_run / "table_run.log").read_text())
+    assert len(held) > 2 * 40   # every job of the grid started and finished
+    assert held[-1] == {"jobs": 0, "mem_mb": 0, "gpu": 0}
+    assert max(state["mem_mb"] for state in held) <= MADE_UP_LIMITS["mem_mb"]
+    assert max(state["jobs"] for state in held) <= 3
+    # The GPU limit was reached, and held: more GPU jobs than two were ready most of the time.
+    assert max(state["gpu"] for state in held) == MADE_UP_LIMITS["gpu"]
+
+
+def test_the_log_reading_sees_what_jobs_hold_at_once():
+    """The control: a log in Snakemake's format, by hand, in which three jobs overlap."""
+    def started(rule, job, resources):
+        return f"[Sun Dec  6 20:58:04 2026]\nrule {rule}:\n    jobid: {job}\n    resources: tmpdir=/tmp, {resources}\n"
+
+    def finished(job):
+        return f"[Sun Dec  6 20:58:05 2026]\nFinished jobid: {job} (Rule: x)\n"
+
+    log = "Select jobs to execute...\n" + "".join([
+        started("backbone", 1, "mem_mb=4000, gpu=1"), started("samples", 2, "mem_mb=1000"),
+        started("round_0", 3, "mem_mb=3000, gpu=1"), finished(2), finished(1), finished(3)])
+    assert held_resources(log) == [
+        {"jobs": 1, "mem_mb": 4000, "gpu": 1}, {"jobs": 2, "mem_mb": 5000, "gpu": 1},
+        {"jobs": 3, "mem_mb": 8000, "gpu": 2}, {"jobs": 2, "mem_mb": 7000, "gpu": 2},
+        {"jobs": 1, "mem_mb": 3000, "gpu": 1}, {"jobs": 0, "mem_mb": 0, "gpu": 0}]
 
 
 def test_grid_cells_equal_the_single_runs(grid_run, snakemake_run):

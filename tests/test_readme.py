@@ -49,6 +49,7 @@ def test_the_readme_commands_work_in_order_from_a_clean_copy(tmp_path):
     assert any(command.startswith("dvc ") for command in commands)
     assert any(command.startswith("snakemake ") for command in commands)
     assert any(command.startswith("zsseg predict ") for command in commands)
+    assert "zsseg plan" in commands
     root = clean_copy(tmp_path / "project")
     (root / ".venv").symlink_to(VENV)
     # One seed: the grid's statistics over seeds are tested on the tiny runs (tests/test_pipeline.py).
@@ -69,6 +70,7 @@ def test_the_readme_commands_work_in_order_from_a_clean_copy(tmp_path):
     result = subprocess.run(["bash", "-c", script], cwd=root, env=environment, capture_output=True, text=True,
                             timeout=1200)
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert "grid cells still to run need about" in result.stdout   # zsseg plan, before the grid
     assert (root / "data" / "report" / "summary.md").is_file()
     assert (root / "data" / "table" / "summary.csv").is_file()
     prediction = json.loads((root / "predictions" / "val_00000.json").read_text())

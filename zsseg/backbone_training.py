@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from zsseg.config import BackboneParams, choose
@@ -18,6 +19,7 @@ from zsseg.encoder_maps import EncoderMaps
 from zsseg.labels import IGNORE_INDEX, block_labels
 from zsseg.network import SegmentationNetwork, check_backbone_params
 from zsseg.optimisers import SGD, Adam, Optimiser
+from zsseg.resume_state import TrainingCheckpoint, global_random_states, set_global_random_states
 from zsseg.runtime import mixed_precision, torch_generator
 
 
@@ -52,10 +54,12 @@ def loss_labels(label: np.ndarray, stride: int) -> np.ndarray:
 class SeenTrainingImages(Dataset):
     """Kept training images with labels in seen-classifier indices, augmented per (seed, epoch, index).
 
-    With ``crop_size`` an image is randomly rescaled within ``scale_range``, padded (label 255) and
-    cropped to crop_size x crop_size; every image is flipped with probability 1/2. Seeding each
-    sample by its index keeps the augmentation independent of the number of loader workers. Labels
-    come at the loss's resolution (``loss_labels``).
+    An item is ``(epoch, index)``: a worker process keeps its own copy of the dataset between epochs
+    (persistent_workers), so the epoch comes with each item. With ``crop_size`` an image is randomly rescaled
+    within ``scale_range``, padded (label 255) and cropped to crop_size x crop_size; every image is flipped
+    with probability 1/2. Seeding each sample by its epoch and index keeps the augmentation independent of
+    the number of loader workers and of where a resumed epoch starts. Labels come at the loss's resolution
+    (``loss_labels``).
     """
 
     def __init__(self, dataset: FolderDataset, ids: list[str], class_split: ClassSplit, crop_size: int | None,
@@ -63,13 +67,13 @@ class SeenTrainingImages(Dataset):
         self.dataset, self.ids, self.crop_size, self.scale_range, self.seed = dataset, ids, crop_size, scale_range, seed
         self.loss_label_stride = loss_label_stride
         self.to_seen = class_split.seen_label_map()
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = item
+        rng = np.random.default_rng([self.seed, epoch, index])
         image, label = self.dataset.load(self.ids[index])
         label = self.to_seen[label]
         if self.crop_size is not None:
@@ -135,9 +139,13 @@ def _optimiser(network: SegmentationNetwork, params: BackboneParams) -> Optimise
     return OPTIMISERS[params.optimizer](groups, params)
 
 
+# A training's batches: ``batches(epoch, first_batch)`` draws the epoch's order from the training's generator
+# and yields its batches from ``first_batch`` on, drawing for the skipped ones what a whole epoch draws.
+EpochBatches = Callable[[int, int], Iterator]
+
+
 def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenTrainingImages, batch_size: int,
-                            rng: torch.Generator, device: torch.device,
-                            maps: EncoderMaps | None) -> Callable[[], Iterator]:
+                            rng: torch.Generator, device: torch.device, maps: EncoderMaps | None) -> EpochBatches:
     """Whole images of one size through a frozen encoder: its maps are computed once, or read from the
     encode stage's shared ``maps``.
 
@@ -169,11 +177,13 @@ def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenT
                                                               training_images.loss_label_stride))
                                  for label in labels])
 
-    def epoch() -> Iterator:
+    def epoch(_: int, first_batch: int) -> Iterator:
         order = torch.randperm(len(ids), generator=rng)
-        for start in range(0, len(ids), batch_size):
+        for batch, start in enumerate(range(0, len(ids), batch_size)):
             index = order[start:start + batch_size]
             flip = torch.rand(index.numel(), generator=rng) < 0.5
+            if batch < first_batch:
+                continue
             target = labels_tensor[index].long()
             target[flip] = target[flip].flip(-1)
             low, high = low_maps[index], high_maps[index]  # copies (indexing): the flips leave the maps alone
@@ -183,12 +193,54 @@ def _frozen_encoder_batches(network: SegmentationNetwork, training_images: SeenT
     return epoch
 
 
+class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
+    """The DataLoader's batches of one epoch, in an order drawn by the training, from any batch on: a resumed
+    epoch continues where it stopped. Items are ``(epoch, index)`` (SeenTrainingImages)."""
+
+    def __init__(self, size: int, batch_size: int, drop_last: bool) -> None:
+        self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
+        self.epoch, self.order, self.first_batch = 0, list(range(size)), 0
+
+    def __len__(self) -> int:
+        return self.size // self.batch_size if self.drop_last else -(-self.size // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in range(self.first_batch, len(self)):
+            yield [(self.epoch, index) for index in self.order[batch * self.batch_size:(batch + 1) * self.batch_size]]
+
+
+def _loader_batches(training_images: SeenTrainingImages, params: BackboneParams, rng: torch.Generator, seed: int,
+                    device: torch.device) -> tuple[EpochBatches, int]:
+    """Augmented images through a DataLoader, and the number of batches of an epoch."""
+    # drop_last: BatchNorm after the image pooling cannot train on a batch of one.
+    sampler = ResumableBatchSampler(len(training_images), params.batch_size,
+                                    drop_last=len(training_images) > params.batch_size)
+    # The loader's own generator: it draws a seed for its workers at each iterator (each epoch without
+    # persistent workers), which would otherwise come from torch's global generator, dropout's. The samples
+    # are seeded by (seed, epoch, index), so the workers' seeds change nothing and it is not saved.
+    loader = DataLoader(training_images, batch_sampler=sampler, num_workers=params.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=params.workers > 0,
+                        generator=torch_generator(seed))
+
+    def epoch(number: int, first_batch: int) -> Iterator:
+        # Set before iterating: the loader's workers fetch the first batches as soon as its iterator starts.
+        sampler.epoch, sampler.first_batch = number, first_batch
+        sampler.order = torch.randperm(len(training_images), generator=rng).tolist()
+        yield from loader
+
+    return epoch, len(sampler)
+
+
 def train_segmentation_network(network: SegmentationNetwork, dataset: FolderDataset, ids: list[str],
                                class_split: ClassSplit, params: BackboneParams, seed: int,
-                               device: torch.device, maps: EncoderMaps | None = None) -> list[dict]:
+                               device: torch.device, maps: EncoderMaps | None = None,
+                               resume: TrainingCheckpoint | None = None) -> list[dict]:
     """Cross-entropy on seen classes; poly(0.9) learning-rate decay; flips, and random scale/crop with crop_size.
-    ``maps``: the encoder's shared maps (backbone.share_encoder_maps), read instead of running it."""
+    ``maps``: the encoder's shared maps (backbone.share_encoder_maps), read instead of running it. ``resume``:
+    where the training saves its resume state, and continues from it when it is there (zsseg/resume_state.py);
+    a resumed training ends with the same bytes as one that ran through."""
     network = network.to(device)
+    saved = resume.load(device) if resume else None
     rng = torch_generator(seed)
     training_images = SeenTrainingImages(dataset, ids, class_split, params.crop_size, params.scale_range,
                                          params.loss_label_stride, seed)
@@ -199,28 +251,38 @@ def train_segmentation_network(network: SegmentationNetwork, dataset: FolderData
         batches = _frozen_encoder_batches(network, training_images, params.batch_size, rng, device, maps)
         steps_per_epoch = -(-len(ids) // params.batch_size)
     else:
-        # drop_last: BatchNorm after the image pooling cannot train on a batch of one.
-        loader = DataLoader(training_images, batch_size=params.batch_size, shuffle=True, generator=rng,
-                            drop_last=len(ids) > params.batch_size, num_workers=params.workers,
-                            pin_memory=device.type == "cuda", persistent_workers=params.workers > 0)
-        steps_per_epoch = len(loader)
-
-        def batches() -> Iterator:
-            for images, target in loader:
-                yield images, target
+        batches, steps_per_epoch = _loader_batches(training_images, params, rng, seed, device)
     optimiser = _optimiser(network, params)
     total_steps = params.epochs * steps_per_epoch
-    steps_done = 0
-    log = []
-    progress = tqdm(range(params.epochs), desc="backbone", unit="epoch")
+    # Where the training stands: the epoch, the batches of it done, their loss sums, the finished epochs' log.
+    first_epoch, batches_done, total, images_seen, log = 0, 0, 0.0, 0, []
+    if saved is not None:
+        network.load_state_dict(saved["network"])
+        optimiser.load_state_dict(saved["optimiser"])
+        set_global_random_states(saved["random"])
+        # The generator as the saved epoch started: its order and the skipped batches' flips are drawn again.
+        rng.set_state(saved["epoch_generator"])
+        first_epoch, batches_done = saved["epoch"], saved["batches_done"]
+        total, images_seen, log = saved["loss_sum"], saved["images_seen"], saved["log"]
+        # 1-based, as a person counts: the epoch and the step of it that run next.
+        resume.log(f"resuming from the training checkpoint {resume.path}: epoch {first_epoch + 1} of {params.epochs}, "
+                   f"step {batches_done + 1} of {steps_per_epoch} "
+                   f"(written {time.strftime('%H:%M:%S', time.localtime(saved['written']))})")
+
+    def save(epoch: int, epoch_generator: torch.Tensor) -> None:
+        resume.save({"device": device.type, "network": network.state_dict(), "optimiser": optimiser.state_dict(),
+                     "random": global_random_states(), "epoch_generator": epoch_generator, "epoch": epoch,
+                     "batches_done": batches_done, "loss_sum": total, "images_seen": images_seen, "log": log})
+
+    progress = tqdm(range(first_epoch, params.epochs), desc="backbone", unit="epoch", initial=first_epoch,
+                    total=params.epochs)
     for epoch in progress:
-        training_images.epoch = epoch
+        epoch_generator = rng.get_state()
         network.head.train()
         network.classifier.train()
         if not params.freeze_encoder:
             network.encoder.train()
-        total, images_seen = 0.0, 0
-        for inputs, target in batches():
+        for inputs, target in batches(epoch, batches_done):
             with mixed_precision(device, params.mixed_precision):
                 if precomputed:
                     low, high = inputs
@@ -234,12 +296,19 @@ def train_segmentation_network(network: SegmentationNetwork, dataset: FolderData
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            steps_done += 1
-            optimiser.schedule((1 - steps_done / total_steps) ** 0.9)
+            batches_done += 1
+            # The poly schedule's position: the steps done, counted from where the training stands.
+            optimiser.schedule((1 - (epoch * steps_per_epoch + batches_done) / total_steps) ** 0.9)
             total += loss.item() * target.shape[0]
             images_seen += target.shape[0]
+            if resume and batches_done < steps_per_epoch and resume.due():
+                save(epoch, epoch_generator)
         log.append({"epoch": epoch, "loss": total / max(images_seen, 1)})
         progress.set_postfix(loss=f"{total / max(images_seen, 1):.3f}")
+        batches_done, total, images_seen = 0, 0.0, 0
+        # Not after the last epoch: the stage writes its output next, and then deletes the resume state.
+        if resume and epoch + 1 < params.epochs:
+            save(epoch + 1, rng.get_state())
     return log
 
 

@@ -1,4 +1,4 @@
-"""`zsseg COMMAND [ARGS]`: run any stage module (`zsseg predict ...`) or `zsseg preset ...`."""
+"""`zsseg COMMAND [ARGS]`: run any stage module (`zsseg predict ...`), `zsseg preset ...` or `zsseg plan`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import stages
 
 # Commands that are not stages: their module's main().
-LIBRARY_COMMANDS = {"preset": "zsseg.presets"}
+LIBRARY_COMMANDS = {"preset": "zsseg.presets", "plan": "zsseg.plan"}
 
 
 def main(argv: list[str] | None = None) -> None:

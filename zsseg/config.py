@@ -81,6 +81,7 @@ class BackboneParams:
     workers: int
     mixed_precision: bool
     share_encoder_maps: bool
+    checkpoint_minutes: float
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class TableParams:
     k_values: list[int]
     seeds: list[int]
     check_free_space: bool
+    backbone_per_seed: bool
 
 
 @dataclass(frozen=True)
@@ -200,9 +202,13 @@ class Params:
     resources: ResourcesParams
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def section_hash(self, *sections: str) -> str:
-        """A short stable hash of the named top-level sections, stored in artifacts that they made."""
+    def section_hash(self, *sections: str, without: Sequence[str] = ()) -> str:
+        """A short stable hash of the named top-level sections, stored in artifacts that they made; ``without``:
+        dotted keys of those sections left out (a key that cannot change the artifact)."""
         chosen = {name: self.raw.get(name) for name in sorted(sections)}
+        for key in without:
+            section, name = key.split(".")
+            chosen[section] = {other: value for other, value in chosen[section].items() if other != name}
         digest = hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 
@@ -319,6 +325,8 @@ def _check_ranges(params: Params) -> None:
     _require(backbone.head_lr_multiplier > 0, "backbone.head_lr_multiplier", backbone.head_lr_multiplier, "a number > 0")
     _require(0 <= backbone.momentum < 1, "backbone.momentum", backbone.momentum, "a number in [0, 1)")
     _require(backbone.workers >= 0, "backbone.workers", backbone.workers, "an integer >= 0")
+    _require(backbone.checkpoint_minutes > 0, "backbone.checkpoint_minutes", backbone.checkpoint_minutes,
+             "a number of minutes > 0")
     if backbone.share_encoder_maps:
         # Shared maps are the same for every K and seed: nothing of the encoder may depend on them or train.
         for key, expected in (("freeze_encoder", True), ("crop_size", None), ("checkpoint", None)):
@@ -441,8 +449,8 @@ class StageParams:
     def full(self) -> Params:
         return self._params
 
-    def section_hash(self, *sections: str) -> str:
-        return self._params.section_hash(*sections)
+    def section_hash(self, *sections: str, without: Sequence[str] = ()) -> str:
+        return self._params.section_hash(*sections, without=without)
 
     def __getattr__(self, name: str) -> Any:
         if name in self._whole:

@@ -25,6 +25,7 @@ from zsseg.datasets.folder import FolderDataset
 from zsseg.errors import InputError
 from zsseg.feature_cache import precision_datasets
 from zsseg.network import ARCHITECTURES
+from zsseg.pipeline import grid_cell, reading_cell, stage
 
 # Generators, classifiers, logs, metrics and confusion matrices of one cell: a few MB, counted as this much.
 SMALL_FILES_BYTES = 20_000_000
@@ -112,10 +113,14 @@ class CellNeed:
         return max(0, self.predicted - self.written)
 
 
-def grid_needs(params: Params, dataset: FolderDataset, cells: dict[Path, int], log: Callable[[str], None],
-               ) -> list[CellNeed]:
-    """The need of every cell (path -> its K) whose metrics are not written yet."""
-    pending = {cell: k for cell, k in cells.items() if not (cell / "metrics").is_dir()}
+# What a cell that reads another cell's backbone and cache (table.backbone_per_seed: false) does not write.
+SHARED_PARTS = ("features", "backbone")
+
+
+def grid_needs(params: Params, dataset: FolderDataset, grid: Path, log: Callable[[str], None]) -> list[CellNeed]:
+    """The need of every cell of the grid under ``grid`` whose metrics are not written yet."""
+    cells = {grid_cell(grid, k, seed): (k, seed) for k in params.table.k_values for seed in params.table.seeds}
+    pending = {cell: k for cell, (k, _) in cells.items() if not (cell / "metrics").is_dir()}
     if not pending:
         return []
     images = train_images(dataset)
@@ -123,7 +128,13 @@ def grid_needs(params: Params, dataset: FolderDataset, cells: dict[Path, int], l
     for k, parts in sorted(by_k.items()):
         log(f"K = {k}: a cell writes about {sum(parts.values()) / 1e9:.2f} GB ("
             + ", ".join(f"{name} {size / 1e9:.2f}" for name, size in parts.items()) + ")")
-    return [CellNeed(cell, sum(by_k[k].values()), directory_bytes(cell)) for cell, k in pending.items()]
+    backbone = stage("backbone").outputs["output"]
+
+    def predicted(cell: Path, k: int) -> int:
+        borrows = reading_cell(params.table, backbone, *cells[cell], grid) != cell
+        return sum(size for name, size in by_k[k].items() if not borrows or name not in SHARED_PARTS)
+
+    return [CellNeed(cell, predicted(cell, k), directory_bytes(cell)) for cell, k in pending.items()]
 
 
 def check_free_space(needs: Sequence[CellNeed], data: Path, free: int | None = None) -> dict:

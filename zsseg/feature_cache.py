@@ -41,8 +41,10 @@ import torch
 from zsseg.errors import InputError
 
 SCHEMA_VERSION = 4
-# The params that make a cache: stored as its params_hash, which every reader checks.
-CACHE_PARAMS = ("seed", "dataset", "backbone", "features")
+# The params that make a cache: stored as its params_hash, which every reader checks. Not the seed: with
+# table.backbone_per_seed false, the cells of every seed read the cache of the first seed's cell
+# (docs/pipeline.md), and both engines rerun the features stage when the seed changes.
+CACHE_PARAMS = ("dataset", "backbone", "features")
 LABELLED_FILE, POOL_FILE = "labelled.h5", "pool.h5"
 # The most feature pixels one batch of a cache holds (unless one image has more): 0.5 GB of float32
 # 256-d features. A batch of 256 VOC images at stride 4 would hold 3 GB, and a stage's memory would grow

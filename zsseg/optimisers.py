@@ -4,7 +4,8 @@
 breaks for ``torch.compile``, which nothing here uses. These classes apply torch's own functional updates
 (``torch.optim.adam.adam``, ``torch.optim.sgd.sgd``) to the same state, group by group, so the parameters
 are bit-identical to torch's optimisers, and to ``LambdaLR`` for a learning-rate schedule
-(``tests/test_optimisers.py`` checks both).
+(``tests/test_optimisers.py`` checks both). ``state_dict``/``load_state_dict`` carry what a resumed
+training needs (the backbone's resume state, ``zsseg/resume_state.py``), as tensors, lists and floats only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class _Optimiser:
     def _active(self, group: dict) -> list[int]:
         return [index for index, parameter in enumerate(group["params"]) if parameter.grad is not None]
 
+    def state_dict(self) -> dict:
+        """Each group's current learning rate and the per-parameter state; the initial learning rates come
+        from the constructor, as the schedule's base."""
+        return {"lrs": [group["lr"] for group in self.groups], "parameters": self._parameter_state()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Continue from ``state_dict()`` of an optimiser built the same way (same groups, same shapes)."""
+        if len(saved["lrs"]) != len(self.groups):
+            raise ValueError(f"optimiser state of {len(saved['lrs'])} parameter groups, but this optimiser has "
+                             f"{len(self.groups)}")
+        for group, lr in zip(self.groups, saved["lrs"]):
+            group["lr"] = lr
+        self._load_parameter_state(saved["parameters"])
+
+    def _parameter_state(self) -> list:
+        raise NotImplementedError
+
+    def _load_parameter_state(self, saved: list) -> None:
+        raise NotImplementedError
+
 
 class Adam(_Optimiser):
     """torch.optim.Adam, or torch.optim.AdamW with ``decoupled_weight_decay``."""
@@ -71,6 +92,17 @@ class Adam(_Optimiser):
                  capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
                  has_complex=False, decoupled_weight_decay=self.decoupled_weight_decay)
 
+    def _parameter_state(self) -> list:
+        return self.state
+
+    @torch.no_grad()
+    def _load_parameter_state(self, saved: list) -> None:
+        # Copied into the tensors made for this optimiser's parameters: their device and memory format stay.
+        for state, saved_state in zip(self.state, saved, strict=True):
+            for name, tensors in state.items():
+                for tensor, saved_tensor in zip(tensors, saved_state[name], strict=True):
+                    tensor.copy_(saved_tensor)
+
 
 class SGD(_Optimiser):
     """torch.optim.SGD with momentum (no dampening, no Nesterov)."""
@@ -91,6 +123,15 @@ class SGD(_Optimiser):
                 nesterov=False, maximize=False, has_sparse_grad=False, foreach=None, fused=None)
             for i, buffer in zip(active, momentum_buffers):
                 buffers[i] = buffer
+
+    def _parameter_state(self) -> list:
+        return self.buffers
+
+    def _load_parameter_state(self, saved: list) -> None:
+        # None: a parameter that never had a gradient has no buffer yet, as in torch's SGD.
+        self.buffers = [[None if buffer is None else buffer.to(parameter.device)
+                         for parameter, buffer in zip(group["params"], group_buffers, strict=True)]
+                        for group, group_buffers in zip(self.groups, saved, strict=True)]
 
 
 Optimiser = Adam | SGD

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from zsseg.config import Params, ParamsError, parse_params
+from zsseg.config import Params, ParamsError, TableParams, parse_params
 from zsseg.methods import METHODS
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,12 @@ class Stage:
     # Snakemake, in a cell of the K grid: grid outputs it runs after but never reruns for (ancient).
     waits_for: tuple[str, ...] = ()
     temporary: bool = False                     # Snakemake: its output is deleted once its consumers have run
-    gpu: bool = False                           # it runs the network: its jobs ask for resources.gpus
+    # It trains or applies a model on tensors: its jobs ask for resources.gpus unless device is cpu, and its
+    # module reads `device`. A stage without it reads no `device` (tests/test_resources.py) and runs on the CPU.
+    gpu: bool = False
+    # The K grid with table.backbone_per_seed false: it runs once per K, in the first seed's cell, and every
+    # cell of that K reads its output there.
+    shared_by_seeds: bool = False
 
     @property
     def module(self) -> str:
@@ -75,7 +80,7 @@ SMALL_MODEL_THREADS = 1
 def _method_stage(method: Any) -> Stage:
     return Stage(method.stage, method.inputs, {"output": f"{{run}}/{method.stage_output}"},
                  arguments=method.arguments, per_round=method.per_round and not method.chain,
-                 module_name=method.module, overrides=method.overrides, threads=SMALL_MODEL_THREADS)
+                 module_name=method.module, overrides=method.overrides, threads=SMALL_MODEL_THREADS, gpu=True)
 
 
 def _method_outputs() -> tuple[str, ...]:
@@ -93,12 +98,12 @@ STAGES = (
     # The frozen encoder's maps, shared by every K and seed (backbone.share_encoder_maps).
     Stage("encode", {"dataset": "{data}/dataset"}, {"output": "{data}/encoder_maps.h5"}, scope=SHARED, gpu=True),
     Stage("backbone", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{run}/backbone"},
-          gpu=True),
+          gpu=True, shared_by_seeds=True),
     # The grid's cells write their caches only once the free space is checked (temporary: before every grid).
     Stage("disk_check", {"dataset": "{data}/dataset"}, {"output": "{data}/disk_check.json"}, scope=GRID,
           arguments={"grid": "{data}"}, temporary=True),
     Stage("features", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
-          {"output": "{run}/features"}, waits_for=("{data}/disk_check.json",), gpu=True),
+          {"output": "{run}/features"}, waits_for=("{data}/disk_check.json",), gpu=True, shared_by_seeds=True),
     # The seen-class samples every method trains on, drawn once per run.
     Stage("samples", {"features": "{run}/features"}, {"output": "{run}/samples.h5"}, threads=SMALL_MODEL_THREADS),
     # The unseen labels of the training images, for the supervised ceiling alone: no zero-shot stage reads it.
@@ -347,9 +352,8 @@ def is_directory(path: str) -> bool:
 
 def job_resources(params: Params, entry: Stage) -> dict[str, int]:
     """What a stage's jobs ask the executor for, from params.yaml's ``resources`` (the stage's own values
-    over the defaults): ``mem_mb``, ``runtime`` (minutes) and, for a stage that runs the network when
-    ``device`` is not cpu, ``gpu`` for a stage that declares one. A profile's ``set-resources`` overrides them
-    per rule."""
+    over the defaults): ``mem_mb``, ``runtime`` (minutes) and, for a stage that declares ``gpu`` when
+    ``device`` is not cpu, ``gpu``. A profile's ``set-resources`` overrides them per rule."""
     resources = params.resources
     unknown = sorted(set(resources.stages) - {other.name for other in STAGES})
     if unknown:
@@ -372,8 +376,18 @@ def grid_cell(grid: str | Path, k: int, seed: int) -> Path:
 GRID_CELL = str(grid_cell(DATA, "{k}", "{seed}"))
 
 
-def grid_cells(config: Mapping[str, Any]) -> list[str]:
-    return [str(grid_cell(DATA, k, seed)) for k in config["table"]["k_values"] for seed in config["table"]["seeds"]]
+def grid_cells(config: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(K, seed) of every cell of the grid."""
+    return [(k, seed) for k in config["table"]["k_values"] for seed in config["table"]["seeds"]]
+
+
+def reading_cell(table: TableParams, path: str, k: int | str, seed: int | str, grid: str | Path = DATA) -> Path:
+    """The cell whose ``path`` (under ``{run}``) the cell (k, seed) reads: its own or, with
+    ``table.backbone_per_seed: false``, the first seed's for the output of a stage shared by the seeds."""
+    shared = {output for entry in STAGES if entry.shared_by_seeds for output in entry.outputs.values()}
+    if path in shared and not table.backbone_per_seed:
+        seed = table.seeds[0]
+    return grid_cell(grid, k, seed)
 
 
 def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
@@ -392,9 +406,15 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 return value.format(data=DATA, run=run, round="{round}", previous="{previous}",
                                     dataset_root=config["dataset"]["root"])
 
-            inputs: dict[str, Any] = {option: path(value) for option, value in entry.inputs.items()}
-            reads = ([path(value, cell) for value in entry.reads for cell in grid_cells(config)]
-                     if entry.scope == GRID else [path(value) for value in entry.reads])
+            in_grid_cell = suffix == "_k"
+
+            def read_path(value: str, run: str = run, in_grid_cell: bool = in_grid_cell) -> str:
+                return path(value, str(reading_cell(params.table, value, "{k}", "{seed}")) if in_grid_cell else run)
+
+            inputs: dict[str, Any] = {option: read_path(value) for option, value in entry.inputs.items()}
+            reads = ([path(value, str(reading_cell(params.table, value, k, seed))) for value in entry.reads
+                      for k, seed in grid_cells(config)]
+                     if entry.scope == GRID else [read_path(value) for value in entry.reads])
             reads = [read.replace("{round}", str(r)) for read in reads
                      for r in (all_rounds if "{round}" in read else [None])]
             if entry.per_round:
@@ -402,16 +422,21 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                           for option, value in inputs.items()}
             inputs["reads"] = list(dict.fromkeys(reads))
             inputs["code"] = code_dependencies(entry.module)
-            grid_cell = suffix == "_k"
-            wildcards = {"k": "[0-9]+", "seed": "[0-9]+"} if grid_cell else {}
+            wildcards = {"k": "[0-9]+", "seed": "[0-9]+"} if in_grid_cell else {}
             if entry.per_round:
                 wildcards["round"] = "[1-9][0-9]*"
             # Wildcards are filled in by the job; an input that depends on them is taken from the job's inputs.
             command = _command(entry, lambda option, value: f"{{input.{option}}}" if "{previous}" in value else
-                               path(value).replace("{round}", "{wildcards.round}").replace("{k}", "{wildcards.k}")
+                               (path if option in entry.outputs else read_path)(value)
+                               .replace("{round}", "{wildcards.round}").replace("{k}", "{wildcards.k}")
                                .replace("{seed}", "{wildcards.seed}"))
-            if grid_cell:
+            if in_grid_cell:
                 command += " --set dataset.unseen={wildcards.k} --set seed={wildcards.seed}"
+            resources = job_resources(params, entry)
+            if entry.gpu and "gpu" not in resources and params.device != "cpu":
+                # A job that asked for no GPU must neither take one it finds on its node (auto) nor fail for the
+                # want of one (cuda).
+                command += " --set device=cpu"
             log_name = entry.name + ("_{round}" if entry.per_round else "")
             log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
             rules.append(Rule(
@@ -427,9 +452,9 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 wildcard_constraints=wildcards,
                 caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
                 if entry.report else {},
-                resources=job_resources(params, entry),
+                resources=resources,
                 threads=entry.threads or params.threads,
-                waits_for=[path(value) for value in entry.waits_for] if grid_cell else [],
+                waits_for=[path(value) for value in entry.waits_for] if in_grid_cell else [],
                 temporary=entry.temporary,
             ))
     return rules

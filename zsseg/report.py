@@ -268,6 +268,17 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
     return views
 
 
+def backbones_note(backbone_per_seed: bool, seeds: list[int]) -> str:
+    """Which backbones the grid's cells used (table.backbone_per_seed), and so what its spread over the seeds
+    measures."""
+    if backbone_per_seed:
+        return ("Backbones: one per cell (table.backbone_per_seed: true); the spread over the seeds includes the "
+                "backbone's training noise.")
+    return (f"Backbones: one per K, trained with seed {seeds[0]} and shared by every seed with its feature cache "
+            f"(table.backbone_per_seed: false); the spread over the seeds measures the generator, the classifier "
+            f"and the mining, not the backbone's training noise.")
+
+
 def provenance_view(provenance: Mapping[str, object]) -> tuple[str, pd.DataFrame]:
     """The machine and the versions (zsseg.provenance) as a table under its heading."""
     return ("Provenance: the machine that wrote this page (under DVC, every stage's) and the versions that set "
@@ -279,13 +290,14 @@ def views_markdown(views: list[tuple[str, pd.DataFrame]]) -> str:
     return "\n".join(f"## {heading}\n\n" + markdown_table(frame) for heading, frame in views)
 
 
-def views_html(title: str, views: list[tuple[str, pd.DataFrame]]) -> str:
-    """A page of tables, which the Snakemake report shows as it is."""
+def views_html(title: str, views: list[tuple[str, pd.DataFrame]], note: str = "") -> str:
+    """A page of tables under a title and a note, which the Snakemake report shows as it is."""
     style = ("body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:"
              "1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}")
     body = "".join(f"<h3>{heading}</h3>" + frame.to_html(index=False, na_rep="n/a", float_format="%.2f")
                    for heading, frame in views)
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body><h2>{title}</h2>{body}</body></html>\n"
+    paragraph = f"<p>{note}</p>" if note else ""
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body><h2>{title}</h2>{paragraph}{body}</body></html>\n"
 
 
 def grid_markdown(table: pd.DataFrame) -> str:

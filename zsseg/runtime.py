@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zsseg.errors import InputError
+from zsseg.machine import claim_gpu
 
 if TYPE_CHECKING:
     import torch
@@ -26,16 +27,25 @@ class DeviceError(InputError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, never a silent fall-back."""
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, never a silent fall-back. With
+    several GPUs visible, the first one no other job on this machine holds (zsseg.machine.claim_gpu)."""
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("auto", "cpu", "cuda"):
+        raise DeviceError(f"params.yaml: device = {name!r}: expected auto, cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
         raise DeviceError("params.yaml: device = 'cuda' but no CUDA device is available; use auto or cpu")
-    if name not in ("cpu", "cuda"):
-        raise DeviceError(f"params.yaml: device = {name!r}: expected auto, cpu or cuda")
-    return torch.device(name)
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    if count == 1:
+        return torch.device("cuda", 0)
+    index = claim_gpu([str(torch.cuda.get_device_properties(i).uuid) for i in range(count)])
+    if index is None:
+        raise DeviceError(f"every one of the {count} visible GPUs is held by another job on this machine; run "
+                          f"fewer GPU jobs at once (snakemake --resources gpu={count})")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def configure_torch(threads: int, seed: int) -> None:

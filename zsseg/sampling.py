@@ -130,8 +130,8 @@ def _read_sample(group: h5py.Group, precision: str, dimension: int) -> dict[int,
 
 def samples_params_hash(params: Params) -> str:
     """The params that make a run's samples: the cache's, the seed, the sample size and the classifier's sampling."""
-    chosen = {"cache": cache_params_hash(params), "real_features_per_class": params.generator.real_features_per_class,
-              "sampling": params.classifier.sampling}
+    chosen = {"cache": cache_params_hash(params), "seed": params.seed,
+              "real_features_per_class": params.generator.real_features_per_class, "sampling": params.classifier.sampling}
     return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -125,6 +125,9 @@ STAGES = (
                   "labels": {"figure": "{name}"}}, gpu=True),
 )
 
+# The outputs that, with table.backbone_per_seed false, every cell of a K reads in its first seed's cell.
+SHARED_BY_SEEDS = frozenset(output for entry in STAGES if entry.shared_by_seeds for output in entry.outputs.values())
+
 DVC_PLOTS = [
     {"data/report/summary.csv": {"x": "round", "y": ["unseen_miou", "seen_miou", "hiou"],
                                  "title": "Generalised zero-shot mIoU per round", "x_label": "round", "y_label": "%"}},
@@ -384,8 +387,7 @@ def grid_cells(config: Mapping[str, Any]) -> list[tuple[int, int]]:
 def reading_cell(table: TableParams, path: str, k: int | str, seed: int | str, grid: str | Path = DATA) -> Path:
     """The cell whose ``path`` (under ``{run}``) the cell (k, seed) reads: its own or, with
     ``table.backbone_per_seed: false``, the first seed's for the output of a stage shared by the seeds."""
-    shared = {output for entry in STAGES if entry.shared_by_seeds for output in entry.outputs.values()}
-    if path in shared and not table.backbone_per_seed:
+    if path in SHARED_BY_SEEDS and not table.backbone_per_seed:
         seed = table.seeds[0]
     return grid_cell(grid, k, seed)
 

@@ -1,9 +1,9 @@
 """`zsseg plan [TARGET ...]`: what a Snakemake run will cost before it is launched.
 
 The jobs per rule come from Snakemake's own dry run (``snakemake -n TARGET ...``: the jobs still to run, or with
-``--from-scratch`` every job). What each job asks for comes from params.yaml's ``resources`` as every
-engine reads it (:func:`zsseg.pipeline.job_resources`), so the GPU-hours are an upper bound: each job's
-declared time limit, not a measurement. The disk the grid's cells still need is zsseg/disk.py's
+``--from-scratch`` every job). What each job asks for comes from its Snakemake rule
+(:func:`zsseg.pipeline.snakemake_rules`: params.yaml's ``threads`` and ``resources``), so the GPU-hours are an
+upper bound: each job's declared time limit, not a measurement. The disk the grid's cells still need is zsseg/disk.py's
 prediction, the one the disk_check stage checks before the cells write their caches.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from zsseg.config import Params, ParamsError, load_params
-from zsseg.pipeline import DATA, job_resources, stage
+from zsseg.pipeline import DATA, snakemake_rules
 
 
 def snakemake_job_counts(targets: list[str], from_scratch: bool) -> dict[str, int]:
@@ -36,18 +36,18 @@ def snakemake_job_counts(targets: list[str], from_scratch: bool) -> dict[str, in
 
 
 def plan_rows(params: Params, counts: dict[str, int]) -> list[dict]:
-    """One row per rule: its jobs, threads and resources, and the GPU-hours its jobs may take at most."""
+    """One row per rule: its jobs, threads and resources as its Snakemake rule declares them, and the
+    GPU-hours its jobs may take at most."""
+    rules = {rule.name: rule for rule in snakemake_rules(params.raw)}
     rows = []
-    for rule, jobs in counts.items():
-        if rule == "all":   # the default target: no job runs for it
+    for name, jobs in counts.items():
+        if name == "all":   # the default target: no job runs for it
             continue
-        entry = stage(rule.removesuffix("_k"))
-        resources = job_resources(params, entry)
-        gpus = resources.get("gpu", 0)
-        rows.append({"rule": rule, "jobs": jobs, "threads": entry.threads or params.threads,
-                     "mem_mb": resources["mem_mb"], "runtime_min": resources["runtime"], "gpus": gpus,
-                     "gpu_hours": jobs * gpus * resources["runtime"] / 60,
-                     "cpu_hours": jobs * (entry.threads or params.threads) * resources["runtime"] / 60})
+        rule = rules[name]
+        gpus, runtime = rule.resources.get("gpu", 0), rule.resources["runtime"]
+        rows.append({"rule": name, "jobs": jobs, "threads": rule.threads, "mem_mb": rule.resources["mem_mb"],
+                     "runtime_min": runtime, "gpus": gpus, "gpu_hours": jobs * gpus * runtime / 60,
+                     "cpu_hours": jobs * rule.threads * runtime / 60})
     return rows
 
 

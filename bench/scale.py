@@ -6,8 +6,8 @@ Usage: python bench/scale.py --dataset voc|context [--fractions 1/32 1/16 1/8] [
 
 No VOC or Context data can be downloaded here, so each cell is made up, with the real shape:
 
-- the preset's params (presets/NAME.yaml over params.yaml): its stride (4), feature dimension (256) and
-  batch sizes;
+- the preset's params (zsseg/preset_files/NAME.yaml over params.yaml): its stride (4), feature dimension
+  (256) and batch sizes;
 - the real class list and ZS3Net's unseen order, the real split sizes x F (VOC: 10,582 train images, of
   which dataset.dev_fraction is held out as dev, and 1,449 val; Context: 4,998 and 5,105), and image sizes
   drawn from VOC's common ones (500 px on the long side, about 500 x 370 on average);
@@ -68,6 +68,7 @@ from zsseg.feature_extraction import write_training_caches  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
 from zsseg.network import ARCHITECTURES, NETWORK_FILE, Architecture, SegmentationNetwork, save_network  # noqa: E402
 from zsseg.pipeline import GRID, STAGES, stage_commands  # noqa: E402
+from zsseg.presets import PRESETS  # noqa: E402
 from zsseg.runtime import derive_seed  # noqa: E402
 from stages.features import CACHED_PIXELS_KEY  # noqa: E402
 
@@ -262,7 +263,7 @@ def stage_outputs(module: str, arguments: list[str], data: Path) -> list[Path]:
 def preset_params(shape: DatasetShape, k: int, seed: int) -> dict:
     """params.yaml with the dataset's preset over it, for a cell of the synthetic dataset on the CPU."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    preset = yaml.safe_load((ROOT / "presets" / f"{shape.preset}.yaml").read_text())
+    preset = yaml.safe_load((PRESETS / f"{shape.preset}.yaml").read_text())
 
     def overlay(node: dict, values: dict) -> None:
         for key, value in values.items():

@@ -8,6 +8,7 @@ import yaml
 
 from conftest import PROJECT_ROOT, SHARED
 from zsseg.config import load_params
+from zsseg.presets import PRESETS as PRESETS_DIRECTORY
 from zsseg.presets import main as preset_main
 
 PRESETS = ("voc", "context")
@@ -23,7 +24,7 @@ def leaves(data, prefix=""):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_preset_holds_only_what_differs_from_params_yaml(preset):
     base = leaves(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text()))
-    overlay = leaves(yaml.safe_load((PROJECT_ROOT / "presets" / f"{preset}.yaml").read_text()))
+    overlay = leaves(yaml.safe_load((PRESETS_DIRECTORY / f"{preset}.yaml").read_text()))
     assert overlay and set(overlay) <= set(base)
     assert [key for key, value in overlay.items() if base[key] == value] == []
 

@@ -3,5 +3,3 @@
 The reusable core of the pipeline: datasets, embeddings, networks, losses, the HDF5 feature cache,
 training loops and metrics. The thin modules under ``stages/`` wire these to ``params.yaml``.
 """
-
-__version__ = "0.1.0"

@@ -1,10 +1,11 @@
 """`zsseg preset NAME --set KEY=VALUE ...`: a dataset's preset and your paths, over params.yaml, validated.
 
-A preset (``presets/NAME.yaml``) holds only what differs from the demo's params.yaml: ZS3Net's recipe
-for VOC or Pascal-Context, with ``/path/to/...`` where your files go. The command overlays the preset,
-then every ``--set``, on params.yaml (its comments kept), validates the result as every stage will
-(every key, and every registry entry: dataset, embedding source, backbone, optimiser), and only then
-writes it. A ``/path/to/`` left unfilled, or any invalid value, is refused and nothing is written.
+A preset (``zsseg/preset_files/NAME.yaml``) holds only what differs from the demo's params.yaml:
+ZS3Net's recipe for VOC or Pascal-Context, with ``/path/to/...`` where your files go. The command
+overlays the preset, then every ``--set``, on params.yaml (its comments kept), validates the result as
+every stage will (every key, and every registry entry: dataset, embedding source, backbone, optimiser),
+and only then writes it. A ``/path/to/`` left unfilled, or any invalid value, is refused and nothing is
+written.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from zsseg.config import Params, ParamsError, choose, parse_assignment, parse_pa
 from zsseg.datasets.registry import DATASETS
 from zsseg.embeddings import check_embed_params
 
-PRESETS = Path(__file__).resolve().parents[1] / "presets"
+# Inside the package, so that an installed wheel has them as well as the checkout.
+PRESETS = Path(__file__).resolve().parent / "preset_files"
 PLACEHOLDER = "/path/to/"
 
 
@@ -111,7 +113,7 @@ def _dump(round_trip: YAML, document: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zsseg preset", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", help="the preset: presets/NAME.yaml (voc, context)")
+    parser.add_argument("name", help="the preset: zsseg/preset_files/NAME.yaml (voc, context)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="a value of yours, e.g. --set dataset.root=/data/pascal (repeat for each)")
     parser.add_argument("--params", default="params.yaml", help="the file to overlay and rewrite")

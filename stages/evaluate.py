@@ -1,7 +1,9 @@
 """Stage `evaluate`: generalised zero-shot metrics and confusion matrix of every result of every method
 (zsseg/methods.py), on val for the report and on dev for tuning, from the network's features of each image.
 
-The metrics directories hold only the JSON files, so that `dvc metrics` reads nothing else.
+The metrics directories hold the full JSON file of every result, per-class IoUs included; the headline
+file, each method's final hIoU, unseen and seen mIoU on val and dev, is what DVC declares as metrics, so
+that `dvc exp show` and `dvc metrics diff` fit on a screen (docs/pipeline.md).
 """
 
 import json
@@ -10,7 +12,7 @@ from pathlib import Path
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
 from zsseg.encoder_maps import shared_maps
-from zsseg.evaluation import evaluate_run
+from zsseg.evaluation import evaluate_run, headline_metrics
 from zsseg.feature_extraction import split_features
 from zsseg.metrics import write_confusion_csv
 from zsseg.network import NETWORK_FILE, load_network
@@ -24,7 +26,8 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
              "output": "val metrics directory: one JSON file per result",
              "confusion": "directory for one val confusion matrix CSV per result",
-             "dev_output": "dev metrics directory (empty when the dataset has no dev split)"}
+             "dev_output": "dev metrics directory (empty when the dataset has no dev split)",
+             "headline": "JSON file of each method's final hIoU, unseen and seen mIoU on val and dev"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,9 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         network, _ = load_network(Path(args.backbone) / NETWORK_FILE, stage.device)
         maps = shared_maps(args.encoder, params.backbone)
         rounds = sorted(params.recursion.rounds)
+        metrics_by_split: dict[str, dict[str, dict]] = {}
         with (atomic_path(args.output, directory=True) as directory,
               atomic_path(args.confusion, directory=True) as confusion_directory,
-              atomic_path(args.dev_output, directory=True) as dev_directory):
+              atomic_path(args.dev_output, directory=True) as dev_directory,
+              atomic_path(args.headline) as headline):
             for split, metrics_directory in (("val", directory), ("dev", dev_directory)):
                 if split == "dev" and not dataset.has_split(split):
                     continue
@@ -49,9 +54,11 @@ def main(argv: list[str] | None = None) -> None:
                                    result.metrics, result.method.name, result.round, metrics["seen_miou"],
                                    metrics["unseen_miou"], metrics["hiou"])
                     (metrics_directory / f"{result.metrics}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                    metrics_by_split.setdefault(split, {})[result.metrics] = metrics
                     if split == "val":
                         write_confusion_csv(confusion_directory / f"{result.metrics}.csv", confusion,
                                             class_split.names)
+            headline.write_text(json.dumps(headline_metrics(metrics_by_split, rounds), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
-"""Stage `report`: summary tables (CSV and Markdown) of the rounds and the methods, DVC plot data, round
-curves, a prediction grid and the machine's provenance."""
+"""Stage `report`: summary tables of the rounds and the methods, round and training curves, a prediction
+grid and the machine's provenance.
+
+The plot data (the tables as CSV and the training curves) goes to its own small directory, which git
+versions beside the metrics, so that `dvc plots diff` compares commits and experiments on a fresh clone;
+the figures go to the report directory, which DVC caches.
+"""
 
 import json
 from pathlib import Path
 
 from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
+from zsseg.curves import plot_training_curves, training_curves, write_curves
 from zsseg.datasets.folder import FolderDataset
 from zsseg.methods import round_curve
 from zsseg.provenance import machine_provenance
@@ -20,7 +26,8 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "encoder": "encoder maps written by the encode stage",
              "metrics": "directory written by the evaluate stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
-             "output": "report directory to write"}
+             "output": "report directory to write",
+             "plots": "plot data directory to write: rounds.csv, methods.csv and the training curves"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,10 +41,13 @@ def main(argv: list[str] | None = None) -> None:
         batches, images = grid_features(params, Path(args.backbone), Path(args.encoder), dataset, stage.device)
         classifiers = {f"round {result.round}": load_classifier(Path(args.run) / result.directory)
                        for result in round_curve(rounds)}
+        curves = training_curves(args.run, args.backbone, rounds)
         provenance = machine_provenance(params.threads, stage.device)
-        with atomic_path(args.output, directory=True) as directory:
-            frame.to_csv(directory / "summary.csv", index=False)
-            methods.to_csv(directory / "methods.csv", index=False)
+        with (atomic_path(args.output, directory=True) as directory,
+              atomic_path(args.plots, directory=True) as plots_directory):
+            frame.to_csv(plots_directory / "rounds.csv", index=False)
+            methods.to_csv(plots_directory / "methods.csv", index=False)
+            write_curves(curves, plots_directory)
             (directory / "summary.md").write_text(
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
                 f"{len(class_split.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
@@ -45,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 + views_markdown([provenance_view(provenance)]))
             (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             plot_rounds(frame, directory / "rounds.png")
+            plot_training_curves(curves, directory / "training_curves.png")
             prediction_grid(batches, images, classifiers, class_split, stage.device, directory / "predictions.png")
 
 

@@ -14,7 +14,7 @@ from zsseg.pipeline import grid_cell
 from zsseg.provenance import machine_provenance
 from zsseg.report import (TABLE_COLUMNS, backbones_note, final_rows, grid_features, grid_markdown, grid_table,
                           mean_table, mean_views, paired_table, plot_grid_methods, plot_grid_rounds, plot_unseen_classes,
-                          prediction_grid, provenance_view, views_html, views_markdown)
+                          prediction_grid, provenance_view, result_title, views_html, views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "backbone", "features.batch_size", "table", "recursion.rounds",
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
         dataset = FolderDataset(args.dataset)
         class_split = dataset.class_split(k)
         batches, images = grid_features(params, run / "backbone", Path(args.encoder), dataset, stage.device)
-        classifiers = {result.method.name + (f" round {result.round}" if result.method.per_round else ""):
-                       load_classifier(run / result.directory) for result in final_results(rounds)}
+        classifiers = {result_title(result): load_classifier(run / result.directory)
+                       for result in final_results(rounds)}
         names = ", ".join(method.name for method in METHODS)
         backbones = backbones_note(params.table.backbone_per_seed, seeds)
         header = (f"# Generalised zero-shot segmentation on {params.dataset.name}: {names}\n\n"

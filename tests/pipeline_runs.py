@@ -1,5 +1,6 @@
 """Tiny real pipelines in temporary git clones of the project: helpers shared by the tests."""
 
+import importlib
 import json
 import os
 import re
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
 from conftest import PROJECT_ROOT, tiny_params, write_params
 
 BIN = Path(sys.executable).parent
+BENCH = PROJECT_ROOT / "bench"
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
                  "workflow", "stages", "zsseg")
 
@@ -82,7 +85,7 @@ def linked_project(project: Path, data: dict) -> Path:
 
 def dry_run(project: Path, data: dict, *arguments: str) -> dict[tuple[str, str], dict]:
     """`snakemake -n -p --forceall table all` in ``project`` (the project's code, ``data`` as params.yaml):
-    per job, (rule, wildcards) -> its resources, threads and shell command."""
+    per job, (rule, wildcards) -> its resources, threads, shell command and benchmark file (None: none)."""
     linked_project(project, data)
     output = subprocess.run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "table", "all", *arguments],
                             cwd=project, capture_output=True, text=True, check=True).stdout
@@ -91,13 +94,22 @@ def dry_run(project: Path, data: dict, *arguments: str) -> dict[tuple[str, str],
         rule = block.split(":", 1)[0]
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
         threads = re.search(r"^\s+threads: (\d+)$", block, flags=re.M)
+        benchmark = re.search(r"^\s+benchmark: (.*)$", block, flags=re.M)
         resources = dict(item.split("=", 1) for item in
                          re.search(r"^\s+resources: (.*)$", block, flags=re.M).group(1).split(", "))
         jobs[(rule, wildcards.group(1) if wildcards else "")] = {
             "resources": {name: int(value) if value.isdigit() else value for name, value in resources.items()},
             "threads": int(threads.group(1)) if threads else 1,
-            "command": re.search(r"^Shell command: (.*)$", block, flags=re.M).group(1)}
+            "command": re.search(r"^Shell command: (.*)$", block, flags=re.M).group(1),
+            "benchmark": benchmark.group(1) if benchmark else None}
     return jobs
+
+
+def bench_script(name: str) -> ModuleType:
+    """``bench/NAME.py`` as a module, with bench/ on the path as when it runs (its scripts import each other)."""
+    if str(BENCH) not in sys.path:
+        sys.path.append(str(BENCH))
+    return importlib.import_module(name)
 
 
 def project_clone(destination: Path, **overrides) -> Path:
@@ -157,14 +169,17 @@ JOB_MEMORY = {"resources.mem_mb": 1000, "resources.stages": {}, "device": "auto"
 
 
 def snakemake_chain(base: Path) -> dict[str, Path]:
-    """`snakemake --cores 2` killed in the middle of round 0, unlocked and rerun with `--cores 1`;
+    """`snakemake --cores 2` killed in the middle of round 0, unlocked and rerun with `--cores 1 --rerun-incomplete`;
     then `snakemake --cores 4 --resources ... table` (K = 2, 4) beside it under made-up limits (its log in
-    table_run.log), and `snakemake table --report`."""
+    table_run.log), and the reports of the grid (`snakemake table --report`) and of the single run."""
     root = project_clone(base / "snakemake", **JOB_MEMORY)
     kill_mid_stage(["snakemake", "--cores", "2"], root, "round_0", "data/rounds/0", delay=0.5)
-    # A killed Snakemake leaves its working-directory lock behind; --unlock is its documented remedy.
+    # A killed Snakemake leaves its working-directory lock behind; --unlock is its documented remedy. A job
+    # running beside round 0 (ceiling_labels, say) may have renamed its output into place just before the
+    # kill, unrecorded: Snakemake then calls it incomplete, and --rerun-incomplete is the documented remedy
+    # (docs/reliability.md). Without it this rerun failed now and then under load.
     run(["snakemake", "--unlock"], root)
-    run(["snakemake", "--cores", "1"], root)
+    run(["snakemake", "--cores", "1", "--rerun-incomplete"], root)
     shared = ("data/demo", "data/dataset", "data/embeddings.npz")
     before = {path: (root / path).stat().st_mtime_ns for path in shared}
     limits = [f"{name}={amount}" for name, amount in MADE_UP_LIMITS.items()]
@@ -175,6 +190,7 @@ def snakemake_chain(base: Path) -> dict[str, Path]:
     after = {path: (root / path).stat().st_mtime_ns for path in shared}
     (root / "shared_stages_rerun.json").write_text(json.dumps([path for path in shared if before[path] != after[path]]))
     run(["snakemake", "table", "--report", "data/table/report.html"], root)
+    run(["snakemake", "--report", "data/report.html"], root)
     return {"snakemake": root}
 
 

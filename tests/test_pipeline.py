@@ -1,19 +1,26 @@
 """Tiny real pipelines: `dvc repro` and `snakemake` (each killed mid-stage and rerun), experiments
 through `dvc exp run -S` / `--queue` with the params, metrics and plots diffs, and the K grid."""
 
+import csv
 import inspect
+import io
 import json
 import re
+import shlex
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import PROJECT_ROOT
-from pipeline_runs import MADE_UP_LIMITS, held_resources, read_metrics, run
+from pipeline_runs import MADE_UP_LIMITS, bench_script, dry_run, held_resources, read_metrics, run
 from zsseg.methods import METHODS, results
+from zsseg.pipeline import snakemake_rules
+from zsseg.report import FIGURE_DPI, SMALLEST_TEXT_PT
 
 METRIC_KEYS = {"pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "per_class_iou"}
 
@@ -29,8 +36,9 @@ def test_dvc_repro_writes_every_declared_output(dvc_run):
     for path in ("data/features/labelled.h5", "data/features/pool.h5", "data/samples.h5",
                  "data/rounds/1/pseudo_features.h5",
                  "data/confusion/round_1.csv", "data/confusion/self_training.csv", "data/self_training/classifier.pt",
-                 "data/report/summary.csv", "data/report/methods.csv", "data/report/summary.md",
-                 "data/report/predictions.png", "data/report/rounds.png"):
+                 "data/plots/rounds.csv", "data/plots/methods.csv", "data/report/summary.md",
+                 "data/report/predictions.png", "data/report/rounds.png", "data/report/training_curves.png",
+                 "data/headline.json", "data/dev_metrics/round_1.json"):
         assert (dvc_run / path).is_file(), path
     # One copy on disk: the workspace's caches are hard links to DVC's cache entries (.dvc/config cache.type).
     for name in ("labelled.h5", "pool.h5"):
@@ -42,7 +50,9 @@ def test_dvc_repro_writes_every_declared_output(dvc_run):
 
 def test_snakemake_produces_the_same_metrics(dvc_run, snakemake_run):
     assert read_metrics(snakemake_run) == read_metrics(dvc_run)
-    assert (snakemake_run / "data/report/summary.csv").read_text() == (dvc_run / "data/report/summary.csv").read_text()
+    for path in ("data/headline.json", "data/dev_metrics/round_1.json", "data/plots/rounds.csv",
+                 "data/plots/generator/round_1.csv", "data/plots/classifier/ceiling.csv"):
+        assert (snakemake_run / path).read_text() == (dvc_run / path).read_text(), path
 
 
 def dvc_stale(root) -> set[str]:
@@ -94,24 +104,43 @@ def test_exp_run_and_diffs(dvc_run):
     change = params_diff["params.yaml"]["recursion.generator_steps"]
     assert (change["old"], change["new"]) == (5, 9)
     metrics_diff = json.loads(run(["dvc", "metrics", "diff", "--json"], dvc_run))
-    assert "data/metrics/round_1.json" in metrics_diff
+    assert set(metrics_diff) == {"data/headline.json"}  # the one declared metrics file
+    changed = metrics_diff["data/headline.json"]
+    assert {"val.recursive.hiou", "dev.recursive.hiou"} <= set(changed)
     # Round 0 does not depend on the recursion: DVC kept it, so its metrics are unchanged.
-    assert "hiou" not in metrics_diff.get("data/metrics/round_0.json", {})
+    assert not {name for name in changed if name.split(".")[1] in ("zs3net", "zs5net", "ceiling")}
+    # The full files stay available by name.
+    per_class = json.loads(run(["dvc", "metrics", "diff", "--json", "--targets", "data/dev_metrics/round_1.json"],
+                               dvc_run))
+    assert any(name.startswith("per_class_iou.") for name in per_class["data/dev_metrics/round_1.json"])
     shown = json.loads(run(["dvc", "exp", "show", "--json"], dvc_run))
     assert shown
-    # The declared plots compare the experiment (the workspace) with the committed baseline.
+    # The declared plots compare the experiment (the workspace) with the committed baseline, training curves too.
     plots = json.loads(run(["dvc", "plots", "diff", "--json"], dvc_run))
     rendered = json.dumps(plots)
     assert "workspace" in rendered and "HEAD" in rendered
-    assert "data/report/summary.csv" in rendered and "data/report/methods.csv" in rendered
+    for path in ("data/plots/rounds.csv", "data/plots/methods.csv", "data/plots/backbone_loss.csv",
+                 "data/plots/generator/round_1.csv", "data/plots/classifier/round_1.csv"):
+        assert path in rendered, path
 
 
-def test_declared_plots_render(dvc_run):
+def test_every_declared_plot_has_its_data(dvc_run):
+    """Each plot of dvc.yaml names files the report writes, with the columns it draws; DVC renders them all."""
+    declared = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["plots"]
+    for entry in declared:
+        (path, definition), = entry.items()
+        files = sorted((dvc_run / path).glob("*.csv")) if (dvc_run / path).is_dir() else [dvc_run / path]
+        assert files, path
+        for file in files:
+            columns = pd.read_csv(file).columns
+            wanted = definition["y"] if isinstance(definition["y"], list) else [definition["y"]]
+            assert {definition["x"], *wanted} <= set(columns), (file, list(columns))
     plots = json.loads(run(["dvc", "plots", "show", "--json"], dvc_run))
+    assert not plots.get("errors")
     rendered = json.dumps(plots)
-    assert "data/report/summary.csv" in rendered and "unseen_miou" in rendered
-    assert "data/report/predictions.png" in rendered and "data/report/methods.csv" in rendered
-    assert "errors" not in plots or not plots["errors"]
+    for path in ("data/plots/rounds.csv", "data/plots/backbone_loss.csv", "data/plots/generator/round_0.csv",
+                 "data/plots/generator/round_1.csv", "data/plots/classifier/ceiling.csv"):
+        assert path in rendered, path
 
 
 def experiments(shown: list) -> list[dict]:
@@ -137,10 +166,79 @@ def test_exp_queue_over_k(tiny_runs):
     done = {entry["params"]["dataset"]["unseen"]: entry
             for entry in experiments(json.loads(run(["dvc", "exp", "show", "--json"], root)))}
     assert set(done) == {2, 4}
-    baseline = read_metrics(root)  # the committed baseline: another test runs an experiment in dvc_run
-    for name in ("round_0.json", "round_1.json", "self_training.json"):
-        assert done[4]["metrics"][f"data/metrics/{name}"]["hiou"] == baseline[name]["hiou"]
-    assert done[2]["metrics"]["data/metrics/round_0.json"] != done[4]["metrics"]["data/metrics/round_0.json"]
+    # The committed baseline (another test runs an experiment in dvc_run): K = 4 repeats it.
+    baseline = json.loads((root / "data" / "headline.json").read_text())
+    assert done[4]["metrics"]["data/headline.json"] == baseline
+    # Each experiment's dev numbers are DVC metrics, what a sweep ranks by.
+    dev = {k: entry["metrics"]["data/headline.json"]["dev"] for k, entry in done.items()}
+    assert all(list(values) == [method.key for method in METHODS] for values in dev.values())
+    assert dev[2]["zs3net"] != dev[4]["zs3net"]
+    # The training curves of the two experiments, side by side.
+    plots = json.dumps(json.loads(run(["dvc", "plots", "diff", "--json", done[2]["name"], done[4]["name"]], root)))
+    for path in ("data/plots/backbone_loss.csv", "data/plots/generator/round_1.csv", "data/plots/classifier/round_1.csv"):
+        assert path in plots, path
+    assert done[2]["name"] in plots and done[4]["name"] in plots
+
+
+def test_a_lab_shares_a_run_through_a_dvc_remote(tiny_runs, tmp_path):
+    """docs/pipeline.md, "Share a run": one clone pushes to a local-directory DVC remote; a second clone pulls,
+    and its `dvc repro` trains and evaluates nothing. Only demo and prepare rerun (their outputs are never
+    cached, so no remote holds them) and come back byte-identical, so nothing downstream reruns."""
+    origin = tiny_runs["dvc"]
+    first, second, remote = tmp_path / "first", tmp_path / "second", tmp_path / "remote"
+    run(["git", "clone", "-q", str(origin), str(first)], tmp_path)
+    run(["dvc", "cache", "dir", "--local", str(origin / ".dvc" / "cache")], first)  # the run's outputs
+    run(["dvc", "remote", "add", "-d", "lab", str(remote)], first)
+    run(["git", "commit", "-q", "-am", "the lab's DVC remote"], first)
+    run(["dvc", "push", "--run-cache"], first)
+    run(["git", "clone", "-q", str(first), str(second)], tmp_path)
+    # Before anything is pulled, the versioned plot data already compares commits.
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD~1"], second))
+    assert not plots.get("errors"), plots["errors"]
+    for path in ("data/plots/rounds.csv", "data/plots/backbone_loss.csv", "data/plots/generator/round_1.csv"):
+        assert path in json.dumps(plots), path
+    run(["dvc", "pull", "--run-cache"], second)
+    output = run(["dvc", "repro"], second)
+    assert set(re.findall(r"^Running stage '([^']+)'", output, flags=re.M)) == {"demo", "prepare"}, output
+    for name in ("backbone", "features", "round_0", "evaluate", "report"):
+        assert f"Stage '{name}' didn't change, skipping" in output, name
+    assert (second / "data" / "headline.json").read_text() == (first / "data" / "headline.json").read_text()
+    assert read_metrics(second) == read_metrics(first)
+    assert json.loads(run(["dvc", "status", "--json"], second)) == {}
+
+
+def documented_exp_show_commands() -> list[list[str]]:
+    """Every `dvc exp show` line of the README and docs/, as words, without its comment or redirection."""
+    commands = []
+    for document in (PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))):
+        for line in document.read_text().splitlines():
+            if line.startswith("dvc exp show"):
+                words = shlex.split(line, comments=True)
+                commands.append(words[:words.index(">")] if ">" in words else words)
+    return commands
+
+
+def test_every_documented_exp_show_fits_on_a_screen(tiny_runs):
+    """Each `dvc exp show` filter of the docs, on the queue's two experiments: at most 40 columns, the headline
+    dev metrics among them, and the rows in the order of the metric a line sorts by."""
+    root = tiny_runs["queue"]
+    commands = documented_exp_show_commands()
+    assert len(commands) >= 4
+    assert any("--sort-by" in words for words in commands)
+    for words in commands:
+        base = [word for word in words if word not in ("--csv", "--md", "--json")]
+        header = run([*base, "--md"], root).splitlines()[0]
+        columns = [name.strip() for name in header.strip().strip("|").split("|")]
+        assert len(columns) <= 40, (words, len(columns), columns)
+        assert "dev.recursive.hiou" in columns and "dev.zs3net.hiou" in columns, (words, columns)
+        assert not [name for name in columns if "/" in name], columns  # no dependency's hash
+        if "--sort-by" in words:
+            key = words[words.index("--sort-by") + 1]
+            descending = "--sort-order" in words and words[words.index("--sort-order") + 1] == "desc"
+            rows = list(csv.DictReader(io.StringIO(run([*base, "--csv"], root))))
+            column = key if key in rows[0] else key.split(":", 1)[1]
+            values = [float(row[column]) for row in rows if row["typ"] not in ("workspace", "baseline")]
+            assert len(values) == 2 and values == sorted(values, reverse=descending), (key, values)
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +289,18 @@ def test_grid_table_has_a_row_per_k_seed_method_and_round(grid_run):
     assert (grid_run / "data" / "logs" / "table.log").is_file()
 
 
+def test_every_job_snakemake_ran_left_its_benchmark(grid_run, tmp_path):
+    """The single run (killed and rerun) and the grid: every job's benchmark file, one per job of each rule
+    in what bench/table.py reads."""
+    params = yaml.safe_load((grid_run / "params.yaml").read_text())
+    jobs = {job: values for job, values in dry_run(tmp_path / "project", params).items() if job[0] != "all"}
+    missing = [values["benchmark"] for values in jobs.values() if not (grid_run / values["benchmark"]).is_file()]
+    assert missing == []
+    found = bench_script("table").rule_benchmarks(grid_run, snakemake_rules(params))
+    assert {rule: len(benchmarks) for rule, benchmarks in found.items()} == Counter(rule for rule, _ in jobs)
+    assert all(job.seconds > 0 for benchmarks in found.values() for job in benchmarks)
+
+
 def test_means_and_paired_intervals_against_a_hand_computation(grid_run):
     import pandas as pd
     from scipy import stats
@@ -230,7 +340,8 @@ def test_snakemake_report_bundles_the_table_with_captions(grid_run):
 
 def test_the_report_renders_its_tables_and_figures_in_chromium(grid_run, tmp_path):
     """Debian's Chromium, headless, opens the report as a person would: the mean ± std table with the
-    paired intervals, and the figures, are drawn (a screenshot of each lands beside the report)."""
+    paired intervals, and every figure, drawn large enough to read and within reach (a screenshot of each
+    result lands beside the report)."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -254,11 +365,27 @@ def test_the_report_renders_its_tables_and_figures_in_chromium(grid_run, tmp_pat
         assert frame.locator("table").count() >= 3
         assert "Mean ± standard deviation over the seeds" in text and "95% t-interval" in text
         assert "supervised ceiling (uses unseen labels)" in text and "recursive ZS-MMD - ZS3Net" in text
-        for figure in ("methods", "rounds", "unseen_classes"):
-            open_result(figure)
-            drawn = page.locator("img[src^='data:image/png']").evaluate_all(
-                "images => images.map(image => image.naturalWidth * image.naturalHeight)")
-            assert drawn and max(drawn) > 100_000, figure
+        # Every figure, at the size this 1400 x 1000 window (a laptop's) shows it: its natural size, or scaled
+        # down to the width beside the menu. Its smallest text (SMALLEST_TEXT_PT at FIGURE_DPI) must stay at
+        # 7 CSS px or more: smaller, a sans-serif's lowercase letters are under 4 px tall and run together.
+        # And no part of it is out of reach: the report centres a figure taller than the window, whose top
+        # (the titles) then lies above the scrollable area.
+        smallest_text_px = SMALLEST_TEXT_PT * FIGURE_DPI / 72
+        shown = {}
+        for row in page.locator("tr", has=page.locator("a[iconname=eye]")).all():
+            name = row.locator("td").first.inner_text().strip()
+            open_result(name)
+            images = page.locator("img[src^='data:image/png']").evaluate_all(
+                "images => images.map(image => ({natural: image.naturalWidth, rendered: image.clientWidth, "
+                "area: image.naturalWidth * image.naturalHeight, top: image.getBoundingClientRect().top, "
+                "left: image.getBoundingClientRect().left}))")
+            if images:
+                shown[name] = max(images, key=lambda image: image["area"])
+        assert {"methods", "rounds", "unseen_classes", "predictions_k4"} <= set(shown), shown
+        for name, image in shown.items():
+            assert image["area"] > 100_000, name
+            assert smallest_text_px * image["rendered"] / image["natural"] >= 7, (name, image)
+            assert image["top"] >= 0 and image["left"] >= 0, (name, image)
         browser.close()
 
 
@@ -323,3 +450,32 @@ def test_metrics_are_byte_identical_across_runs_engines_cores_and_kills(dvc_run,
         assert (snakemake_run / "data" / "metrics" / name).read_text() == committed, name
         assert (cell(grid_run, 4, 0) / "metrics" / name).read_text() == committed, name
     assert not list((dvc_run / "data").glob(".*.partial-*")), "the rerun cleared the killed run's leftovers"
+
+
+def test_the_single_run_report_shows_the_training_curves_in_chromium(snakemake_run):
+    """`snakemake --report` of the single run, opened in Debian's headless Chromium: the training curves are
+    among its results and drawn (a screenshot lands beside the report)."""
+    from playwright.sync_api import sync_playwright
+
+    from zsseg.curves import FIGURE_INCHES
+
+    report = snakemake_run / "data" / "report.html"
+    assert "training_curves.png" in report.read_text()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(report.as_uri())
+        page.get_by_text("Results", exact=True).first.click()
+        page.locator("tr", has_text="training_curves").first.locator("a[iconname=eye]").click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=snakemake_run / "data" / "report_training_curves.png")
+        drawn = page.locator("img[src^='data:image/png']").evaluate_all(
+            "images => images.map(image => [image.naturalWidth, image.naturalHeight, image.clientWidth])")
+        browser.close()
+    natural = [FIGURE_INCHES[0] * FIGURE_DPI, FIGURE_INCHES[1] * FIGURE_DPI]
+    (rendered_width,) = [width for *size, width in drawn if size == natural] or [None]
+    assert rendered_width, drawn
+    # Readable as the grid report's figures are (the test above): its smallest text at 7 CSS px or more.
+    assert SMALLEST_TEXT_PT * FIGURE_DPI / 72 * rendered_width / natural[0] >= 7, (rendered_width, natural)

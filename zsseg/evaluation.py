@@ -20,7 +20,7 @@ from zsseg.classifier import LOG_FILE, load_classifier
 from zsseg.datasets.folder import ClassSplit
 from zsseg.dense_prediction import predict
 from zsseg.feature_extraction import SplitBatch
-from zsseg.methods import Result, results
+from zsseg.methods import Result, final_results, results
 from zsseg.metrics import confusion_matrix, segmentation_metrics
 
 
@@ -50,3 +50,15 @@ def evaluate_run(batches: Iterable[SplitBatch], class_split: ClassSplit, run: Pa
         if "mined_classes" in log:
             metrics["mined_classes"] = log["mined_classes"]
         yield result, metrics, confusion
+
+
+# The metrics of each method that `dvc exp show` shows: few enough columns for one screen over both splits.
+HEADLINE_METRICS = ("hiou", "unseen_miou", "seen_miou")
+
+
+def headline_metrics(metrics_by_split: dict[str, dict[str, dict]], rounds: list[int]) -> dict[str, dict]:
+    """{split: {method key: {metric: value}}} of each method's final result, from {split: {result's metrics
+    stem: its metrics}}: the one file DVC declares as metrics (the full files stay beside it)."""
+    return {split: {result.method.key: {name: metrics[result.metrics][name] for name in HEADLINE_METRICS}
+                    for result in final_results(rounds)}
+            for split, metrics in metrics_by_split.items()}

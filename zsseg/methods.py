@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Method:
     name: str                  # the one name in every table, plot, caption and log
+    key: str                   # its metric names' prefix (`dvc exp show` columns): short, no spaces
+    label: str                 # its short title where a figure has no room for the name
     stage: str                 # the stage that trains it: its DVC stage and Snakemake rule
     output: str                # its directory in a run; "{round}" in it: one result per recursive round
     metrics: str               # the stem of its metrics and confusion files; "{round}" as in output
@@ -54,30 +56,32 @@ TRAINING_INPUTS = {"features": "{run}/features", "samples": "{run}/samples.h5", 
 ABLATION_INPUTS = {"start": "{run}/rounds/0", **TRAINING_INPUTS}
 
 METHODS = (
-    Method("ZS3Net", "round_0", "rounds/0", "round_0", TRAINING_INPUTS,
+    Method("ZS3Net", "zs3net", "ZS3Net", "round_0", "rounds/0", "round_0", TRAINING_INPUTS,
            "round 0: the generator learns seen features from class embeddings, the classifier is trained on real "
            "seen and generated unseen features"),
-    Method("ZS5Net", "self_training", "self_training", "self_training",
+    Method("ZS5Net", "zs5net", "ZS5Net", "self_training", "self_training", "self_training",
            {"previous": "{run}/rounds/0", **TRAINING_INPUTS},
            "ZS3Net's self-training baseline: round 0's most confident unseen predictions on unlabelled training "
            "pixels join the classifier's training set"),
-    Method("recursive ZS-MMD", "recursive_round", "rounds/{round}", "round_{round}",
+    Method("recursive ZS-MMD", "recursive", "recursive ZS-MMD", "recursive_round", "rounds/{round}", "round_{round}",
            {"previous": "{run}/rounds/{previous}", **TRAINING_INPUTS},
            "round r: confident unseen pseudo-features of round r-1 pull the generator through the confidence-"
            "weighted ZS-MMD loss, then the classifier is retrained",
            arguments={"round": "{round}"}, proposed=True),
-    Method("recursion without pseudo-features", "recursion_without_pseudo_features",
+    Method("recursion without pseudo-features", "no_pseudo_features", "w/o pseudo-features",
+           "recursion_without_pseudo_features",
            "ablations/without_pseudo_features/{round}", "without_pseudo_features_round_{round}", ABLATION_INPUTS,
            "ablation: the recursive rounds with zs_mmd_lambda = 0, the same retraining without what the "
            "pseudo-features bring", module="recursion_ablation", overrides={"recursion.zs_mmd_lambda": 0.0},
            chain=True),
-    Method("recursion with pseudo-labelled classifier", "recursion_with_pseudo_labelled_classifier",
+    Method("recursion with pseudo-labelled classifier", "pseudo_labelled", "pseudo-labelled clf.",
+           "recursion_with_pseudo_labelled_classifier",
            "ablations/pseudo_labelled_classifier/{round}", "pseudo_labelled_classifier_round_{round}",
            ABLATION_INPUTS,
            "ablation: the recursive rounds, whose pseudo-features also train the classifier as real features "
            "of their class, as ZS5Net's pseudo-labels do", module="recursion_ablation",
            overrides={"recursion.pseudo_labels_in_classifier": True}, chain=True),
-    Method("supervised ceiling (uses unseen labels)", "ceiling", "ceiling", "ceiling",
+    Method("supervised ceiling (uses unseen labels)", "ceiling", "ceiling (unseen labels)", "ceiling", "ceiling", "ceiling",
            {"features": "{run}/features", "labels": "{run}/ceiling_labels.h5"},
            "upper bound, not zero-shot: the classifier on real features of every class, unseen included, "
            "with the unseen labels of the training images", zero_shot=False),

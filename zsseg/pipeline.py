@@ -8,6 +8,7 @@ closure of that module over the project's own modules, the method stages from ``
   committed file is not what this module writes.
 - Snakemake: ``workflow/Snakefile`` makes one rule per stage (two for a stage of a run: the single
   run under ``data/`` and a cell of the K grid under ``data/k<K>/``) from :func:`snakemake_rules`.
+  A job writes its log and its benchmark under its run's ``logs/`` and ``benchmarks/``.
 
 Paths use ``{data}`` (the shared data directory), ``{run}`` (the run: ``data`` or ``data/k<K>``),
 and, in the recursive round, ``{round}`` and ``{previous}``.
@@ -50,7 +51,7 @@ class Stage:
     per_round: bool = False                     # one stage per recursive round
     uncached: tuple[str, ...] = ()              # DVC: outputs not copied into its cache
     metrics: str | None = None                  # DVC: the output that holds metrics (uncached)
-    report: dict[str, Any] | None = None        # Snakemake: the output goes into `--report`
+    report: dict[str, Any] | None = None        # Snakemake: its `output` goes into `--report`
     module_name: str = ""                       # its module, when it is not stages/<name>.py
     overrides: dict[str, Any] = field(default_factory=dict)  # params.yaml values it runs with (--set)
     threads: int | None = None                  # its threads under both engines; None: params.yaml's threads
@@ -112,11 +113,15 @@ STAGES = (
     *(_method_stage(method) for method in METHODS),
     # Val and dev from the network: their features are not cached (docs/cache.md).
     Stage("evaluate", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
-          {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics"},
-          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="output", uncached=("dev_output",), gpu=True),
+          {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics",
+           "headline": "{run}/headline.json"},
+          arguments={"run": "{run}"}, reads=_method_outputs(), metrics="headline", uncached=("output", "dev_output"),
+          gpu=True),
+    # Its plot data is small and uncached: git versions it, so that `dvc plots diff` works on a fresh clone.
     Stage("report", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5",
                      "metrics": "{run}/metrics"},
-          {"output": "{run}/report"}, scope=SINGLE, arguments={"run": "{run}"}, reads=_method_outputs(),
+          {"output": "{run}/report", "plots": "{run}/plots"}, scope=SINGLE, arguments={"run": "{run}"},
+          reads=_method_outputs(), uncached=("plots",),
           report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
                   "labels": {"figure": "{name}"}}, gpu=True),
     Stage("table", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{data}/table"},
@@ -128,14 +133,21 @@ STAGES = (
 # The outputs that, with table.backbone_per_seed false, every cell of a K reads in its first seed's cell.
 SHARED_BY_SEEDS = frozenset(output for entry in STAGES if entry.shared_by_seeds for output in entry.outputs.values())
 
+# The plots DVC draws, from the report's plot data, which git versions (data/plots, uncached): the figures in
+# data/report are DVC-cached, so a fresh clone without `dvc pull` could not draw them for another commit.
 DVC_PLOTS = [
-    {"data/report/summary.csv": {"x": "round", "y": ["unseen_miou", "seen_miou", "hiou"],
-                                 "title": "Generalised zero-shot mIoU per round", "x_label": "round", "y_label": "%"}},
-    {"data/report/methods.csv": {"template": "bar_horizontal", "x": "hiou", "y": "method",
-                                 "title": f"hIoU per method ({', '.join(method.name for method in METHODS)})",
-                                 "x_label": "hIoU (%)"}},
-    "data/report/rounds.png",
-    "data/report/predictions.png",
+    {"data/plots/rounds.csv": {"x": "round", "y": ["unseen_miou", "seen_miou", "hiou"],
+                               "title": "Generalised zero-shot mIoU per round", "x_label": "round", "y_label": "%"}},
+    {"data/plots/methods.csv": {"template": "bar_horizontal", "x": "hiou", "y": "method",
+                                "title": f"hIoU per method ({', '.join(method.name for method in METHODS)})",
+                                "x_label": "hIoU (%)"}},
+    {"data/plots/backbone_loss.csv": {"x": "epoch", "y": "loss", "title": "Backbone: training loss per epoch",
+                                      "x_label": "epoch", "y_label": "cross-entropy"}},
+    {"data/plots/generator": {"x": "step", "y": ["seen_mmd", "pseudo_mmd"],
+                              "title": "Generator: seen and pseudo MMD per logged step (a plot per result)",
+                              "x_label": "step", "y_label": "MMD"}},
+    {"data/plots/classifier": {"x": "epoch", "y": "loss", "title": "Classifier: training loss per epoch (a plot per "
+                               "result)", "x_label": "epoch", "y_label": "cross-entropy"}},
 ]
 
 
@@ -307,11 +319,13 @@ class Rule:
     input: dict[str, Any]
     output: dict[str, str]
     log: str
+    benchmark: str          # the job's wall time, memory and I/O (Snakemake's TSV), beside its log
     command_template: str   # {wildcards.NAME}, {input.NAME} and {log} to fill in
     params: str
     report: dict[str, Any] | None
     wildcard_constraints: dict[str, str] = field(default_factory=dict)
-    # What a report caption shows beside the figures: every method of zsseg/methods.py, in order.
+    # What a report caption shows beside the figures: every method of zsseg/methods.py, in order, with the
+    # short label that a figure titles it by where its name does not fit.
     caption_params: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, int] = field(default_factory=dict)
     threads: int = 1
@@ -439,20 +453,22 @@ def snakemake_rules(config: Mapping[str, Any]) -> list[Rule]:
                 # A job that asked for no GPU must neither take one it finds on its node (auto) nor fail for the
                 # want of one (cuda).
                 command += " --set device=cpu"
-            log_name = entry.name + ("_{round}" if entry.per_round else "")
-            log_directory = f"{run}/logs" if entry.scope != GRID else f"{DATA}/logs"
+            job_name = entry.name + ("_{round}" if entry.per_round else "")
             rules.append(Rule(
                 name=entry.name + suffix,
                 input=inputs,
                 output={option: path(value) for option, value in entry.outputs.items()},
-                log=f"{log_directory}/{log_name}.log",
+                log=f"{run}/logs/{job_name}.log",
+                benchmark=f"{run}/benchmarks/{job_name}.tsv",
                 # Progress bars stay on the terminal and go to the log; Snakemake's bash strict mode
                 # (pipefail) keeps the stage's exit status.
                 command_template=command + " 2>&1 | tee {log}",
                 params=param_values(config, tracked_params(entry)),
                 report=entry.report,
                 wildcard_constraints=wildcards,
-                caption_params={"methods": [f"{method.name}: {method.summary}" for method in METHODS]}
+                caption_params={"methods": [method.name + (f' (titled "{method.label}" in figures)'
+                                                           if method.label != method.name else "")
+                                            + f": {method.summary}" for method in METHODS]}
                 if entry.report else {},
                 resources=resources,
                 threads=entry.threads or params.threads,

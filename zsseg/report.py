@@ -20,7 +20,7 @@ from zsseg.config import Params  # noqa: E402
 from zsseg.datasets.folder import ClassSplit, FolderDataset  # noqa: E402
 from zsseg.encoder_maps import shared_maps  # noqa: E402
 from zsseg.feature_extraction import SplitBatch, split_features  # noqa: E402
-from zsseg.methods import METHODS, ceiling, final_results, proposed, results, round_curve  # noqa: E402
+from zsseg.methods import METHODS, Result, ceiling, final_results, proposed, results, round_curve  # noqa: E402
 from zsseg.network import NETWORK_FILE, load_network  # noqa: E402
 from zsseg.pipeline import grid_cell  # noqa: E402
 from zsseg.labels import IGNORE_INDEX  # noqa: E402
@@ -68,7 +68,22 @@ def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def plot_rounds(frame: pd.DataFrame, path: str | Path) -> None:
+# Every figure is saved at FIGURE_DPI and draws no text smaller than SMALLEST_TEXT_PT: at its natural size
+# that is 8 pt x 110 / 72 = 12.2 px, so a viewer may shrink a figure to 57% of its width before its smallest
+# text falls under 7 px (tests/test_report_figures.py checks the sizes, tests/test_pipeline.py the report's).
+FIGURE_DPI = 110
+SMALLEST_TEXT_PT = 8
+
+
+def save_figure(figure: matplotlib.figure.Figure, path: str | Path) -> matplotlib.figure.Figure:
+    """Writes the figure's PNG and closes it in pyplot; returns it, so that tests can draw it again and
+    measure where its texts landed."""
+    figure.savefig(path, dpi=FIGURE_DPI)
+    plt.close(figure)
+    return figure
+
+
+def plot_rounds(frame: pd.DataFrame, path: str | Path) -> matplotlib.figure.Figure:
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for column, label in (("unseen_miou", "unseen mIoU"), ("seen_miou", "seen mIoU"), ("hiou", "hIoU")):
         axis.plot(frame["round"], frame[column], marker="o", label=label)
@@ -78,8 +93,7 @@ def plot_rounds(frame: pd.DataFrame, path: str | Path) -> None:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return save_figure(figure, path)
 
 
 def class_palette(num_classes: int) -> np.ndarray:
@@ -109,20 +123,32 @@ def grid_features(params: Params, backbone: Path, encoder: Path, dataset: Folder
 
 def prediction_grid(batches: Sequence[SplitBatch], images: Sequence[np.ndarray],
                     classifiers: dict[str, torch.nn.Module], class_split: ClassSplit, device: torch.device,
-                    path: str | Path) -> None:
+                    path: str | Path) -> matplotlib.figure.Figure:
     """Rows: the images of ``batches``; columns: image, ground truth, then each classifier's prediction (titled
-    by its key)."""
+    by its key, which must fit a panel's width: ``result_title``), beside a legend of the classes shown."""
     labels = [label for batch in batches for label in batch.labels]
     palette = class_palette(class_split.num_classes)
     predictions = {r: [p.numpy() for batch in batches for p in predict(batch, classifier, device)]
                    for r, classifier in classifiers.items()}
-    columns = 2 + len(classifiers)
-    rows = len(labels)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.7 * rows + 0.9), squeeze=False)
+    titles = ["image", "ground truth", *classifiers]
+    present = sorted(set().union(*(np.unique(label) for label in labels)) - {IGNORE_INDEX}
+                     | set().union(*(np.unique(p) for per_round in predictions.values() for p in per_round)))
+    handles = [matplotlib.patches.Patch(color=palette[c] / 255.0,
+                                        label=class_split.names[c] + (" (unseen)" if c in class_split.unseen else ""))
+               for c in present]
+    # Inches: an image panel, the tallest title above the panels, and a legend entry at 8 pt with a class name
+    # of up to about 24 characters. The legend stands right of the panels, in as many columns as the classes
+    # need beside them: the figure stays as short as its images, and a report shows it whole on a laptop's
+    # screen (Snakemake's report centres a taller figure and its titles end up above the scrollable area).
+    panel_size, entry_height, entry_width = 1.4, 0.2, 1.7
+    title_height = 0.2 * max(title.count("\n") + 1 for title in titles)
+    columns, rows = len(titles), len(labels)
+    legend_columns = -(-len(handles) // max(1, int(panel_size * rows / entry_height)))
+    figure, axes = plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                                figsize=(panel_size * columns + entry_width * legend_columns,
+                                         panel_size * rows + title_height))
     for row in range(rows):
-        panels = [images[row], palette[labels[row]]]
-        panels += [palette[predictions[r][row]] for r in classifiers]
-        titles = ["image", "ground truth", *classifiers]
+        panels = [images[row], palette[labels[row]], *(palette[predictions[r][row]] for r in classifiers)]
         for column, (panel, title) in enumerate(zip(panels, titles)):
             axis = axes[row][column]
             axis.imshow(panel, interpolation="nearest")
@@ -130,15 +156,14 @@ def prediction_grid(batches: Sequence[SplitBatch], images: Sequence[np.ndarray],
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(title, fontsize=8)
-    present = sorted(set().union(*(np.unique(label) for label in labels)) - {IGNORE_INDEX}
-                     | set().union(*(np.unique(p) for per_round in predictions.values() for p in per_round)))
-    handles = [matplotlib.patches.Patch(color=palette[c] / 255.0,
-                                        label=class_split.names[c] + (" (unseen)" if c in class_split.unseen else ""))
-               for c in present]
-    figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    figure.legend(handles=handles, loc="outside right upper", ncol=legend_columns, fontsize=8, frameon=False)
+    return save_figure(figure, path)
+
+
+def result_title(result: Result) -> str:
+    """A result's column title in ``prediction_grid``: its method's short label, on a second line the round
+    of a per-round method. The figure's caption lists each method's full name."""
+    return result.method.label + (f"\nround {result.round}" if result.method.per_round else "")
 
 
 TABLE_COLUMNS = ("dataset", "k", "seed", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou",
@@ -305,7 +330,7 @@ def grid_markdown(table: pd.DataFrame) -> str:
                                   "hiou", "mined_classes"])
 
 
-def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
+def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> matplotlib.figure.Figure:
     """hIoU and unseen mIoU against round along the proposed method's rounds, one line per K (mean over
     the seeds, their standard deviation as error bars)."""
     rounds = sorted(r for r in table["round"].unique() if r > 0)
@@ -323,14 +348,14 @@ def plot_grid_rounds(table: pd.DataFrame, path: str | Path) -> None:
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return save_figure(figure, path)
 
 
-def plot_grid_methods(means: pd.DataFrame, path: str | Path) -> None:
+def plot_grid_methods(means: pd.DataFrame, path: str | Path) -> matplotlib.figure.Figure:
     """hIoU and unseen mIoU against K, one line per zero-shot method (mean over seeds, std as error bars),
-    and the supervised ceiling as a dashed line: it uses unseen labels."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    and the supervised ceiling as a dashed line: it uses unseen labels. The legend under both panels names
+    every method in full, where it hides no line."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     for axis, metric, label in ((axes[0], "hiou", "hIoU"), (axes[1], "unseen_miou", "unseen mIoU")):
         for method in METHODS:
             rows = means[means["method"] == method.name].sort_values("k")
@@ -343,13 +368,15 @@ def plot_grid_methods(means: pd.DataFrame, path: str | Path) -> None:
         axis.set_ylabel(f"{label} (%)")
         axis.set_xticks(sorted(means["k"].unique()))
         axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    # In table order: matplotlib lists the ceiling's plain line before every error bar.
+    handles = {label: handle for handle, label in zip(*axes[0].get_legend_handles_labels())}
+    names = [method.name for method in METHODS if method.name in handles]
+    figure.legend([handles[name] for name in names], names, loc="outside lower center", ncol=3, fontsize=8,
+                  frameon=False)
+    return save_figure(figure, path)
 
 
-def plot_unseen_classes(classes: pd.DataFrame, k: int, path: str | Path) -> None:
+def plot_unseen_classes(classes: pd.DataFrame, k: int, path: str | Path) -> matplotlib.figure.Figure:
     """A heatmap of each unseen class's IoU (mean over the seeds) along the proposed method's rounds, at K."""
     rounds = sorted(r for r in classes["round"].unique() if r > 0)
     steps = {(result.method.name, result.round) for result in round_curve(rounds)}
@@ -367,5 +394,4 @@ def plot_unseen_classes(classes: pd.DataFrame, k: int, path: str | Path) -> None
     axis.set_title(f"Unseen class IoU (%), K = {k}, {proposed().name}", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.04)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return save_figure(figure, path)

@@ -13,8 +13,9 @@ from zsseg.methods import METHODS, ceiling, final_results
 from zsseg.pipeline import grid_cell
 from zsseg.provenance import machine_provenance
 from zsseg.report import (TABLE_COLUMNS, backbones_note, final_rows, grid_features, grid_markdown, grid_table,
-                          mean_table, mean_views, paired_table, plot_grid_methods, plot_grid_rounds, plot_unseen_classes,
-                          prediction_grid, provenance_view, result_title, views_html, views_markdown)
+                          intervals_note, mean_table, mean_views, paired_table, plot_grid_methods, plot_grid_rounds,
+                          plot_unseen_classes, prediction_grid, provenance_view, result_title, views_html,
+                          views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "backbone", "features.batch_size", "table", "recursion.rounds",
@@ -41,11 +42,12 @@ def main(argv: list[str] | None = None) -> None:
                        for result in final_results(rounds)}
         names = ", ".join(method.name for method in METHODS)
         backbones = backbones_note(params.table.backbone_per_seed, seeds)
+        note = f"{intervals_note(seeds)} {backbones}"
         header = (f"# Generalised zero-shot segmentation on {params.dataset.name}: {names}\n\n"
                   f"Seeds {seeds}; a method with rounds is shown by its last round ({rounds[-1]}). The "
                   f"{ceiling().name} is an upper bound that learns from unseen labels: never a zero-shot result. "
                   f"unseen_of_ceiling is a method's unseen mIoU divided by the ceiling's in the same cell. "
-                  f"{backbones}\n\n")
+                  f"{note}\n\n")
         provenance = machine_provenance(params.threads, stage.device)
         views = [*mean_views(means, paired), provenance_view(provenance)]
         title = f"Generalised zero-shot segmentation on {params.dataset.name}, K = {k_values}, seeds {seeds}"
@@ -56,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
             paired.to_csv(directory / "paired.csv", index=False)
             (directory / "summary_mean.md").write_text(header + views_markdown(views))
             (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
-            (directory / "summary_mean.html").write_text(views_html(title, views, backbones))
-            (directory / "summary.html").write_text(views_html(title, every_seed, backbones))
+            (directory / "summary_mean.html").write_text(views_html(title, views, note))
+            (directory / "summary.html").write_text(views_html(title, every_seed, note))
             (directory / "summary.md").write_text(
                 header + "## Every seed\n\n" + grid_markdown(final_rows(table)) + "\n## Every round\n\n"
                 + grid_markdown(table))

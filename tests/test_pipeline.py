@@ -322,12 +322,20 @@ def test_means_and_paired_intervals_against_a_hand_computation(grid_run):
         assert (got["n"], got["mean_difference"]) == (2, pytest.approx(mean))
         assert (got["ci_low"], got["ci_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
         assert bool(got["excludes_zero"]) == (mean - half > 0 or mean + half < 0)
+        # n = 2: one degree of freedom, t's two-sided tail is 1 - (2 / pi) atan|t|.
+        t_statistic = mean / (differences.std(ddof=1) / np.sqrt(2))
+        assert got["p_value"] == pytest.approx(1 - 2 / np.pi * np.arctan(abs(t_statistic)))
+    # Holm over the whole table: never below the raw p-value, and the smallest raw one times the family's size.
+    tested = paired.dropna(subset=["p_value"])
+    assert (tested["p_holm"] >= tested["p_value"] - 1e-12).all()
+    assert tested["p_holm"].min() == pytest.approx(min(1.0, tested["p_value"].min() * len(tested)))
     comparisons = set(paired["comparison"])
     assert {"recursive ZS-MMD - ZS3Net", "recursive ZS-MMD - ZS5Net"} <= comparisons
     assert not any("ceiling" in comparison for comparison in comparisons)
     text = (grid_run / "data" / "table" / "summary_mean.md").read_text()
     assert "uses unseen labels" in text and "± " in text and "t-interval" in text
     assert "Backbones: one per cell (table.backbone_per_seed: true)" in text
+    assert "training randomness" in text and "1 degree of freedom" in text and "p (Holm)" in text
 
 
 def test_snakemake_report_bundles_the_table_with_captions(grid_run):

@@ -211,13 +211,15 @@ def _method_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def mean_table(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
-    """Per (K, method), over the seeds: mean, standard deviation and n of each metric of the final result,
-    and the mean IoU of each unseen class (columns ``iou <class>``)."""
+    """Per (K, method), over the seeds: mean and standard deviation of each metric of the final result (over
+    the seeds where it exists), n (the seeds with an hIoU), and the mean IoU of each unseen class (columns
+    ``iou <class>``)."""
     final = final_rows(table)
     grouped = final.groupby(["k", "method"], sort=False)
     frame = grouped[list(MEAN_METRICS)].agg(["mean", "std"])
     frame.columns = [f"{metric}_{statistic}" for metric, statistic in frame.columns]
-    frame.insert(0, "n", grouped.size())
+    # The seeds whose hIoU exists (a seed with no unseen IoU has none): what the mean and std are over.
+    frame.insert(0, "n", grouped["hiou"].count())
     final_classes = classes.merge(final[["k", "seed", "method", "round"]], on=["k", "seed", "method", "round"])
     per_class = final_classes.pivot_table(index=["k", "method"], columns="class", values="iou", aggfunc="mean",
                                           sort=False)
@@ -242,10 +244,39 @@ def mean_and_t_interval(differences: Sequence[float], confidence: float = 0.95) 
     return mean, float(low), float(high)
 
 
+def t_test_p_value(differences: Sequence[float]) -> float:
+    """The two-sided p-value of a one-sample t-test that the mean of ``differences`` is 0 (scipy): NaN under
+    two values; with no spread, 0 for a nonzero mean and 1 for a zero one (t is infinite or undefined)."""
+    from scipy import stats
+
+    values = np.asarray(differences, dtype=np.float64)
+    if values.size < 2:
+        return float("nan")
+    if np.all(values == values[0]):
+        return 0.0 if values[0] != 0 else 1.0
+    return float(stats.ttest_1samp(values, 0.0).pvalue)
+
+
+def holm_adjusted(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment over a family of p-values (NaN ones left out of the family and kept NaN):
+    the i-th smallest of m becomes max over j <= i of min(1, (m - j + 1) p_(j)). Rejecting where the
+    adjusted value is under alpha keeps the chance of any false rejection in the family under alpha."""
+    values = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(values.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(values))
+    order = present[np.argsort(values[present], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def paired_table(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per K, the proposed method minus every other zero-shot method, seed by seed, in each of
-    ``PAIRED_METRICS``: the mean difference, its t-interval at ``confidence`` (scipy) and whether the interval
-    excludes 0. Seeds pair the two methods: the same backbone, cache and round 0."""
+    ``PAIRED_METRICS``: the mean difference, its t-interval at ``confidence`` (scipy), whether the interval
+    excludes 0, the t-test's p-value and its Holm adjustment over every row of the table (the family a reader
+    scans at once). Seeds pair the two methods: the same backbone, cache and round 0."""
     final = final_rows(table)
     others = [method.name for method in METHODS if method.zero_shot and not method.proposed]
     rows = []
@@ -259,13 +290,18 @@ def paired_table(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 mean, low, high = mean_and_t_interval(differences, confidence)
                 rows.append({"k": k, "comparison": f"{proposed().name} - {other}", "metric": metric, "n": n,
                              "mean_difference": mean, "ci_low": low, "ci_high": high,
-                             "excludes_zero": bool(n >= 2 and (low > 0 or high < 0))})
-    return pd.DataFrame(rows)
+                             "excludes_zero": bool(n >= 2 and (low > 0 or high < 0)),
+                             "p_value": t_test_p_value(differences)})
+    frame = pd.DataFrame(rows)
+    frame["p_holm"] = holm_adjusted(frame["p_value"]) if len(frame) else []
+    return frame
 
 
 def _plus_minus(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """mean ± std; "± n/a" where one seed gives no spread (never "± 0.00", which would claim one)."""
     return frame.apply(lambda row: "n/a" if pd.isna(row[f"{metric}_mean"]) else
-                       f"{row[f'{metric}_mean']:.2f} ± {0 if pd.isna(row[f'{metric}_std']) else row[f'{metric}_std']:.2f}",
+                       f"{row[f'{metric}_mean']:.2f} ± " + ("n/a" if pd.isna(row[f"{metric}_std"])
+                                                            else f"{row[f'{metric}_std']:.2f}"),
                        axis=1)
 
 
@@ -289,8 +325,19 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
     intervals["95% t-interval"] = paired.apply(
         lambda row: "n/a" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]", axis=1)
     intervals["excludes 0"] = paired["excludes_zero"].map({True: "yes", False: "no"})
+    intervals["p (Holm)"] = paired["p_holm"].map(lambda value: "n/a" if pd.isna(value) else f"{value:.3f}")
     views.append(("Paired differences, seed by seed", intervals))
     return views
+
+
+def intervals_note(seeds: Sequence[int]) -> str:
+    """What the spread and the intervals over the seeds measure, and how far to trust them."""
+    return (f"Every seed trains on the same images and is scored on the same val and dev images: the standard "
+            f"deviations and intervals measure how results move with training randomness (initialisations, "
+            f"sampling, batch order), not with the choice of images. With n = {len(seeds)} seeds a t-interval "
+            f"has {len(seeds) - 1} degree{'s' if len(seeds) != 2 else ''} of freedom. Each 95% interval holds "
+            f"on its own; the table shows many at once, so read 'excludes 0' with the Holm-adjusted p-value "
+            f"beside it, which accounts for every comparison of the table together.")
 
 
 def backbones_note(backbone_per_seed: bool, seeds: list[int]) -> str:

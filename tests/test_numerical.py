@@ -87,7 +87,8 @@ def test_class_below_min_count_is_skipped_with_its_count(tmp_path):
     pseudo, stats = extract_pseudo_features(caches, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0,
                                             "round_1")
     unlabelled = sum(int(np.prod(image[1].shape[:2])) for image in hand_images() if image[2] is None)
-    assert stats == {"b": {"confident_pixels": unlabelled, "kept": 0, "skipped": True}}
+    assert stats == {"b": {"confident_pixels": unlabelled, "after_caps": min(unlabelled, 10_000), "kept": 0,
+                           "skipped": True}}
     assert pseudo.features.shape == (0, 4) and not pseudo.by_class()
     # Nothing to feed back: the generator trains on the seen term alone.
     log = train_generator(small_generator(), torch.randn(3, 5), {0: torch.randn(20, 4)}, GENERATOR, 2, 0, CPU,

@@ -11,6 +11,7 @@ from torch import nn
 from conftest import write_caches_by_hand
 from zsseg.config import RecursionParams
 from zsseg.pseudo_features import extract_pseudo_features
+from zsseg.rounds import mining_line
 
 CPU = torch.device("cpu")
 # Three images of 1x4 feature pixels; feature x is the first coordinate. Image 0 is labelled (its pixels
@@ -66,7 +67,7 @@ def test_the_pool_is_every_pixel_of_the_unlabelled_images(cache, classifier):
     assert sorted(above) == [0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97]
     pseudo, stats = extract_pseudo_features(cache, classifier, [2], params(threshold=threshold), 2, CPU, 0)
     assert mined_x(pseudo) == [0.7, 0.8, 0.85, 0.93, 0.97]           # images 1 and 2 only
-    assert stats["b"] == {"confident_pixels": 5, "kept": 5, "skipped": False}
+    assert stats["b"] == {"confident_pixels": 5, "after_caps": 5, "kept": 5, "skipped": False}
     everything, _ = extract_pseudo_features(cache, classifier, [2], params(mining_pool="all_images"), 2, CPU, 0)
     assert mined_x(everything) == [0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97]
 
@@ -108,4 +109,16 @@ def test_confidences_carry_through_to_the_weights(cache, classifier, weighting, 
 
 def test_a_class_below_min_count_is_dropped(cache, classifier):
     pseudo, stats = extract_pseudo_features(cache, classifier, [2], params(min_count=6, per_class_cap=10), 2, CPU, 0)
-    assert stats["b"] == {"confident_pixels": 5, "kept": 0, "skipped": True} and pseudo.features.shape[0] == 0
+    assert stats["b"] == {"confident_pixels": 5, "after_caps": 5, "kept": 0, "skipped": True}
+    assert pseudo.features.shape[0] == 0
+
+
+def test_min_count_is_judged_after_the_caps_and_logged_so(cache, classifier):
+    """Five confident pixels, two left by one per image: under min_count 3, skipped for the two."""
+    pseudo, stats = extract_pseudo_features(cache, classifier, [2], params(min_count=3, per_image_cap=1), 2, CPU, 0)
+    assert stats["b"] == {"confident_pixels": 5, "after_caps": 2, "kept": 0, "skipped": True}
+    assert pseudo.features.shape[0] == 0
+    assert mining_line("b", stats["b"], 3) == ("b: 2 pseudo-features after the caps (of 5 confident pixels) "
+                                               "< min_count 3; skipped")
+    _, kept = extract_pseudo_features(cache, classifier, [2], params(min_count=2, per_image_cap=1), 2, CPU, 0)
+    assert mining_line("b", kept["b"], 2) == "b: 2 pseudo-features (of 5 confident pixels)"

@@ -160,8 +160,9 @@ def extract_pseudo_features(caches: TrainingCaches, classifier: nn.Linear, unsee
     stats, parts = {}, []
     for u, (features, confidence, _) in selected.items():
         kept = features.shape[0] >= max(recursion.min_count, 1)
-        stats[caches.class_names[u]] = {"confident_pixels": candidates[u], "kept": features.shape[0] if kept else 0,
-                                       "skipped": not kept}
+        # after_caps is what min_count is compared with: the confident pixels the image and class caps left.
+        stats[caches.class_names[u]] = {"confident_pixels": candidates[u], "after_caps": features.shape[0],
+                                       "kept": features.shape[0] if kept else 0, "skipped": not kept}
         if kept:
             parts.append((features, torch.full((features.shape[0],), u, dtype=torch.int64), confidence,
                           WEIGHTINGS[recursion.weighting](confidence, recursion.threshold)))

@@ -68,6 +68,15 @@ def train_round_zero(params: Params, caches: TrainingCaches, samples: SeenSample
     return RoundResult(generator.cpu(), classifier, {"generator": generator_log, "classifier": classifier_log})
 
 
+def mining_line(name: str, count: dict[str, int | bool], min_count: int) -> str:
+    """The log line of one unseen class's mining: what it kept, or why it was skipped, by the count the
+    decision used (the confident pixels left after the caps), beside the confident pixels before them."""
+    if count["skipped"]:
+        return (f"{name}: {count['after_caps']} pseudo-features after the caps (of {count['confident_pixels']} "
+                f"confident pixels) < min_count {min_count}; skipped")
+    return f"{name}: {count['kept']} pseudo-features (of {count['confident_pixels']} confident pixels)"
+
+
 def train_recursive_round(params: Params, round_index: int, previous: str | Path, caches: TrainingCaches,
                           samples: SeenSamples, embeddings: torch.Tensor, device: torch.device,
                           log: Callable[[str], None]) -> RoundResult:
@@ -79,10 +88,7 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                              params.evaluate.batch_size, device,
                                              derive_seed(params.seed, 6, round_index), stage)
     for name, count in counts.items():
-        if count["skipped"]:
-            log(f"{name}: {count['confident_pixels']} confident pixels < min_count {recursion.min_count}; skipped")
-        else:
-            log(f"{name}: {count['kept']} pseudo-features (of {count['confident_pixels']} confident pixels)")
+        log(mining_line(name, count, recursion.min_count))
     mined = sum(not count["skipped"] for count in counts.values())
     if mined == 0 and not recursion.allow_empty_rounds:
         raise NothingMinedError(f"{stage}: no unseen class has min_count = {recursion.min_count} pseudo-features "

@@ -16,6 +16,7 @@ from zsseg.optimisers import Adam
 from zsseg.config import ClassifierParams
 from zsseg.errors import NumericalError
 from zsseg.runtime import torch_generator
+from zsseg.checkpoints import load_weights_only
 
 CLASSIFIER_FILE = "classifier.pt"
 LOG_FILE = "training_log.json"
@@ -89,5 +90,5 @@ def load_classifier(directory: str | Path) -> nn.Linear:
     path = Path(directory) / CLASSIFIER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained classifier; run the stage that makes it first")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_weights_only(path)
     return linear_classifier(checkpoint["weight"], checkpoint["bias"])

@@ -19,6 +19,7 @@ from zsseg.embeddings import EmbeddingError
 from zsseg.errors import NumericalError
 from zsseg.mmd import mmd_loss
 from zsseg.runtime import torch_generator
+from zsseg.checkpoints import load_weights_only
 
 GENERATOR_FILE = "generator.pt"
 
@@ -164,7 +165,7 @@ def load_generator(directory: str | Path, embeddings: torch.Tensor) -> FeatureGe
     path = Path(directory) / GENERATOR_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained generator; run the round that makes it first")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_weights_only(path)
     generator = FeatureGenerator(**checkpoint["config"])
     if generator.embedding_dim != embeddings.shape[1]:
         raise EmbeddingError(f"{path}: the generator takes {generator.embedding_dim}-d class embeddings, the "

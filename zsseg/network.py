@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg.config import BackboneParams, ParamsError, choose
+from zsseg.checkpoints import load_weights_only
 
 LOW_LEVEL_CHANNELS = 48
 # The backbone stage's network, as later stages find it in its output directory.
@@ -360,7 +361,7 @@ def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a file: bare, or under "state_dict" / "model", DataParallel's "module." stripped."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    content = torch.load(path, map_location="cpu", weights_only=True)
+    content = load_weights_only(path)
     for key in ("state_dict", "model"):
         if isinstance(content, dict) and isinstance(content.get(key), dict):
             content = content[key]
@@ -411,7 +412,7 @@ def save_network(network: SegmentationNetwork, path: str | Path, extra: dict) ->
 
 def load_network(path: str | Path, device: torch.device) -> tuple[SegmentationNetwork, dict]:
     """Rebuild a saved network; its weights come from the file, so no pretrained download is needed."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_weights_only(path)
     network = SegmentationNetwork(**checkpoint["config"], weights=None)
     network.load_state_dict(checkpoint["state_dict"])
     return network.to(device).eval(), checkpoint

@@ -41,6 +41,7 @@ from zsseg.network import NETWORK_FILE, SegmentationNetwork  # noqa: E402
 from zsseg.report import class_palette  # noqa: E402
 from zsseg.runtime import derive_seed  # noqa: E402
 from zsseg.sampling import sample_class_features  # noqa: E402
+from zsseg.checkpoints import load_weights_only  # noqa: E402
 
 # Seed key of the classifier fit, apart from the pipeline's own keys (rounds.derive_seed).
 PREDICT_KEY = 9
@@ -94,7 +95,7 @@ def find_run(run: str | None, data: str | Path = "data") -> TrainedRun:
         if required is None or not required.is_file():
             raise PredictError(f"--run {directory}: the run has no {required or candidates[0]}; "
                                f"run the pipeline that made this round to the end")
-    checkpoint = torch.load(directory / CLASSIFIER_FILE, map_location="cpu", weights_only=True)
+    checkpoint = load_weights_only(directory / CLASSIFIER_FILE)
     return TrainedRun(directory, root, embeddings, list(checkpoint["class_names"]), list(checkpoint["unseen"]))
 
 

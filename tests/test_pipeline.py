@@ -346,55 +346,75 @@ def test_snakemake_report_bundles_the_table_with_captions(grid_run):
     assert "one line per number of unseen classes K" in report  # the caption of rounds.png
 
 
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def open_report(playwright, report: Path):
+    """A Snakemake report in Debian's headless Chromium, in a laptop's 1400 x 1000 window, at its results."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed: `make test` installs it (root and apt-get)"
+    browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(report.as_uri())
+    page.get_by_text("Results", exact=True).first.click()
+    return browser, page
+
+
+def open_result(page, name: str, screenshots: Path) -> None:
+    page.locator("tr", has_text=name).first.locator("a[iconname=eye]").click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=screenshots / f"report_{name}.png")
+
+
+def figures_as_shown(page, screenshots: Path) -> dict[str, dict]:
+    """Every result of the report's open category that shows a figure: its largest image's natural and
+    rendered width, area and position (a screenshot of each lands in ``screenshots``)."""
+    shown = {}
+    for row in page.locator("tr", has=page.locator("a[iconname=eye]")).all():
+        name = row.locator("td").first.inner_text().strip()
+        open_result(page, name, screenshots)
+        images = page.locator("img[src^='data:image/png']").evaluate_all(
+            "images => images.map(image => ({natural: image.naturalWidth, rendered: image.clientWidth, "
+            "area: image.naturalWidth * image.naturalHeight, top: image.getBoundingClientRect().top, "
+            "left: image.getBoundingClientRect().left}))")
+        if images:
+            shown[name] = max(images, key=lambda image: image["area"])
+    return shown
+
+
+def assert_readable_as_shown(shown: dict[str, dict]) -> None:
+    """Every figure, at the size this window (a laptop's) shows it: its natural size, or scaled down to the
+    width beside the menu. Its smallest text (SMALLEST_TEXT_PT at FIGURE_DPI) must stay at 7 CSS px or more:
+    smaller, a sans-serif's lowercase letters are under 4 px tall and run together. And no part of it is out
+    of reach: the report centres a figure taller than the window, whose top (the titles) then lies above the
+    scrollable area."""
+    smallest_text_px = SMALLEST_TEXT_PT * FIGURE_DPI / 72
+    for name, image in shown.items():
+        assert image["area"] > 100_000, name
+        assert smallest_text_px * image["rendered"] / image["natural"] >= 7, (name, image)
+        assert image["top"] >= 0 and image["left"] >= 0, (name, image)
+
+
 def test_the_report_renders_its_tables_and_figures_in_chromium(grid_run, tmp_path):
     """Debian's Chromium, headless, opens the report as a person would: the mean ± std table with the
     paired intervals, and every figure, drawn large enough to read and within reach (a screenshot of each
     result lands beside the report)."""
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: `make test` installs it (root and apt-get)"
+    screenshots = grid_run / "data" / "table"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto((grid_run / "data" / "table" / "report.html").as_uri())
-        page.get_by_text("Results", exact=True).first.click()
-
-        def open_result(name):
-            page.locator("tr", has_text=name).first.locator("a[iconname=eye]").click()
-            page.wait_for_timeout(500)
-            page.screenshot(path=grid_run / "data" / "table" / f"report_{name}.png")
-
-        open_result("summary_mean")
+        browser, page = open_report(playwright, screenshots / "report.html")
+        open_result(page, "summary_mean", screenshots)
         frame = next(frame for frame in page.frames if frame.url.startswith("data:text/html"))
         text = frame.inner_text("body")
         assert frame.locator("table").count() >= 3
         assert "Mean ± standard deviation over the seeds" in text and "95% t-interval" in text
         assert "supervised ceiling (uses unseen labels)" in text and "recursive ZS-MMD - ZS3Net" in text
-        # Every figure, at the size this 1400 x 1000 window (a laptop's) shows it: its natural size, or scaled
-        # down to the width beside the menu. Its smallest text (SMALLEST_TEXT_PT at FIGURE_DPI) must stay at
-        # 7 CSS px or more: smaller, a sans-serif's lowercase letters are under 4 px tall and run together.
-        # And no part of it is out of reach: the report centres a figure taller than the window, whose top
-        # (the titles) then lies above the scrollable area.
-        smallest_text_px = SMALLEST_TEXT_PT * FIGURE_DPI / 72
-        shown = {}
-        for row in page.locator("tr", has=page.locator("a[iconname=eye]")).all():
-            name = row.locator("td").first.inner_text().strip()
-            open_result(name)
-            images = page.locator("img[src^='data:image/png']").evaluate_all(
-                "images => images.map(image => ({natural: image.naturalWidth, rendered: image.clientWidth, "
-                "area: image.naturalWidth * image.naturalHeight, top: image.getBoundingClientRect().top, "
-                "left: image.getBoundingClientRect().left}))")
-            if images:
-                shown[name] = max(images, key=lambda image: image["area"])
-        assert {"methods", "rounds", "unseen_classes", "predictions_k4"} <= set(shown), shown
-        for name, image in shown.items():
-            assert image["area"] > 100_000, name
-            assert smallest_text_px * image["rendered"] / image["natural"] >= 7, (name, image)
-            assert image["top"] >= 0 and image["left"] >= 0, (name, image)
+        shown = figures_as_shown(page, screenshots)
         browser.close()
+    assert {"methods", "rounds", "unseen_classes", "predictions_k4"} <= set(shown), shown
+    assert_readable_as_shown(shown)
 
 
 def test_the_scheduler_never_holds_more_memory_or_gpus_than_declared(grid_run):
@@ -462,7 +482,8 @@ def test_metrics_are_byte_identical_across_runs_engines_cores_and_kills(dvc_run,
 
 def test_the_single_run_report_shows_the_training_curves_in_chromium(snakemake_run):
     """`snakemake --report` of the single run, opened in Debian's headless Chromium: the training curves are
-    among its results and drawn (a screenshot lands beside the report)."""
+    among its figures, and every figure is readable and within reach as the grid report's are (a screenshot
+    of each lands beside the report)."""
     from playwright.sync_api import sync_playwright
 
     from zsseg.curves import FIGURE_INCHES
@@ -470,20 +491,9 @@ def test_the_single_run_report_shows_the_training_curves_in_chromium(snakemake_r
     report = snakemake_run / "data" / "report.html"
     assert "training_curves.png" in report.read_text()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(report.as_uri())
-        page.get_by_text("Results", exact=True).first.click()
-        page.locator("tr", has_text="training_curves").first.locator("a[iconname=eye]").click()
-        page.wait_for_timeout(500)
-        page.screenshot(path=snakemake_run / "data" / "report_training_curves.png")
-        drawn = page.locator("img[src^='data:image/png']").evaluate_all(
-            "images => images.map(image => [image.naturalWidth, image.naturalHeight, image.clientWidth])")
+        browser, page = open_report(playwright, report)
+        shown = figures_as_shown(page, snakemake_run / "data")
         browser.close()
-    natural = [FIGURE_INCHES[0] * FIGURE_DPI, FIGURE_INCHES[1] * FIGURE_DPI]
-    (rendered_width,) = [width for *size, width in drawn if size == natural] or [None]
-    assert rendered_width, drawn
-    # Readable as the grid report's figures are (the test above): its smallest text at 7 CSS px or more.
-    assert SMALLEST_TEXT_PT * FIGURE_DPI / 72 * rendered_width / natural[0] >= 7, (rendered_width, natural)
+    assert set(shown) == {"predictions", "rounds", "training_curves"}, shown
+    assert shown["training_curves"]["natural"] == FIGURE_INCHES[0] * FIGURE_DPI
+    assert_readable_as_shown(shown)

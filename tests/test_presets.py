@@ -1,6 +1,7 @@
 """`zsseg preset`: a preset holds only what differs from params.yaml, and the command writes a validated
 params.yaml (comments kept) from it and the user's paths, or refuses and writes nothing."""
 
+import re
 import shutil
 
 import pytest
@@ -11,7 +12,7 @@ from zsseg.config import load_params
 from zsseg.presets import PRESETS as PRESETS_DIRECTORY
 from zsseg.presets import main as preset_main
 
-PRESETS = ("voc", "context")
+PRESETS = ("voc", "context")   # the dataset presets; zs3net is an overlay over one of them
 WORD2VEC = SHARED / "data" / "zs3net_word2vec"
 
 
@@ -84,4 +85,41 @@ def test_refusals_write_nothing(tmp_path, capsys, assignments, culprit):
 def test_unknown_preset_lists_the_presets(tmp_path, capsys):
     with pytest.raises(SystemExit):
         apply(tmp_path, "cityscapes")
-    assert "expected one of context, voc" in capsys.readouterr().err
+    assert "expected one of context, voc, zs3net" in capsys.readouterr().err
+
+
+def fidelity_column() -> dict:
+    """docs/method.md's fidelity table: each row naming an option, with the value its ZS3Net column starts with."""
+    text = (PROJECT_ROOT / "docs" / "method.md").read_text()
+    table = text[text.index("## ZS3Net fidelity"):text.index("## Where the code is")]
+    column = {}
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if len(cells) == 4:
+            key = re.search(r"\(`([a-z_]+\.[a-z_]+)`\)$", cells[0])
+            value = re.match(r"`([^`]+)`", cells[1])
+            if key:
+                assert value, f"{key.group(1)}: its ZS3Net cell names no value"
+                column[key.group(1)] = yaml.safe_load(value.group(1))
+    return column
+
+
+def test_the_zs3net_overlay_sets_exactly_the_fidelity_tables_zs3net_column():
+    column = fidelity_column()
+    assert {"generator.noise", "generator.learning_rate", "generator.samples_per_class", "classifier.unseen_weight",
+            "evaluate.absent_classes"} <= set(column)
+    assert leaves(yaml.safe_load((PRESETS_DIRECTORY / "zs3net.yaml").read_text())) == column
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_zs3net_overlay_composes_with_a_dataset_preset(tmp_path, preset):
+    weights = tmp_path / "resnet101.pth"
+    weights.write_bytes(b"")
+    apply(tmp_path, preset, f"dataset.root={tmp_path}", f"backbone.weights={weights}",
+          f"embed.path={WORD2VEC / f'{preset}_word2vec_300.npy'}")
+    params = load_params(apply(tmp_path, "zs3net"))
+    assert params.dataset.name == preset and params.backbone.arch == "deeplabv3plus_resnet101"   # the preset's
+    assert (params.generator.noise, params.generator.learning_rate, params.generator.samples_per_class) == \
+        ("uniform", 0.0002, 128)
+    assert (params.classifier.sampling, params.classifier.unseen_weight, params.evaluate.absent_classes) == \
+        ("natural", 100.0, "zero")

@@ -1,7 +1,8 @@
 """`zsseg preset NAME --set KEY=VALUE ...`: a dataset's preset and your paths, over params.yaml, validated.
 
-A preset (``zsseg/preset_files/NAME.yaml``) holds only what differs from the demo's params.yaml:
-ZS3Net's recipe for VOC or Pascal-Context, with ``/path/to/...`` where your files go. The command
+A dataset preset (``zsseg/preset_files/NAME.yaml``) holds only what differs from the demo's params.yaml:
+ZS3Net's recipe for VOC or Pascal-Context, with ``/path/to/...`` where your files go. The ``zs3net``
+overlay, applied after one, sets ZS3Net's value of every choice docs/method.md's fidelity table names. The command
 overlays the preset, then every ``--set``, on params.yaml (its comments kept), validates the result as
 every stage will (every key, and every registry entry: dataset, embedding source, backbone, optimiser),
 and only then writes it. A ``/path/to/`` left unfilled, or any invalid value, is refused and nothing is
@@ -30,6 +31,10 @@ from zsseg.embeddings import check_embed_params
 # Inside the package, so that an installed wheel has them as well as the checkout.
 PRESETS = Path(__file__).resolve().parent / "preset_files"
 PLACEHOLDER = "/path/to/"
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS.glob("*.yaml"))
 
 
 def validate(data: Any) -> Params:
@@ -77,8 +82,7 @@ def apply_preset(name: str, assignments: list[str], params_path: Path) -> Params
     """Overlay preset ``name`` and the ``KEY=VALUE`` assignments on ``params_path`` and rewrite it."""
     preset = PRESETS / f"{name}.yaml"
     if not preset.is_file():
-        available = ", ".join(sorted(path.stem for path in PRESETS.glob("*.yaml")))
-        raise ParamsError(f"preset {name!r}: no {preset}; expected one of {available}")
+        raise ParamsError(f"preset {name!r}: no {preset}; expected one of {', '.join(preset_names())}")
     round_trip = YAML()
     round_trip.width = 4096
     round_trip.preserve_quotes = True
@@ -113,7 +117,7 @@ def _dump(round_trip: YAML, document: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zsseg preset", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", help="the preset: zsseg/preset_files/NAME.yaml (voc, context)")
+    parser.add_argument("name", help=f"the preset: zsseg/preset_files/NAME.yaml ({', '.join(preset_names())})")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="a value of yours, e.g. --set dataset.root=/data/pascal (repeat for each)")
     parser.add_argument("--params", default="params.yaml", help="the file to overlay and rewrite")

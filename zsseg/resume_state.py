@@ -3,8 +3,8 @@ loaded instead of training). docs/reliability.md, "Interrupted runs", says what 
 when it is refused.
 
 It lies beside the stage's output directory, never inside it: DVC and Snakemake delete a declared output before
-they run its stage, and Snakemake deletes an incomplete one. It is read with ``torch.load(weights_only=True)``:
-tensors, lists, dicts and numbers only, no pickled objects.
+they run its stage, and Snakemake deletes an incomplete one. It is read as every model file is
+(``zsseg.checkpoints.load_weights_only``): tensors, lists, dicts and numbers only, no pickled objects.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from zsseg.atomic import atomic_path
+from zsseg.checkpoints import load_weights_only
 from zsseg.errors import InputError
 
 FORMAT_VERSION = 1
@@ -96,9 +97,9 @@ class TrainingCheckpoint:
             return None
         fresh_start = "delete it to train from epoch 0"
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        # Whatever torch.load raises (a truncated zip, a foreign pickle, an I/O error), the file cannot be used.
-        # Its type only: torch's own message about a foreign pickle advises loading it with weights_only=False.
+            state = load_weights_only(self.path)
+        # Whatever the load raises (a truncated zip, a foreign pickle, an I/O error), the file cannot be used;
+        # its type only, as the remedy is the same: start afresh.
         except Exception as error:
             raise ResumeStateError(f"{self.path}: the training checkpoint cannot be read ({type(error).__name__}); "
                                    f"{fresh_start}") from error

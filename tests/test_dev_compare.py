@@ -5,7 +5,6 @@ import json
 import re
 import sys
 
-import numpy as np
 import pytest
 
 from pipeline_runs import bench_script

@@ -25,7 +25,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path

@@ -70,8 +70,7 @@ from zsseg.labels import IGNORE_INDEX  # noqa: E402
 from zsseg.network import ARCHITECTURES, NETWORK_FILE, Architecture, SegmentationNetwork, save_network  # noqa: E402
 from zsseg.pipeline import GRID, STAGES, stage_commands  # noqa: E402
 from zsseg.presets import PRESETS  # noqa: E402
-from zsseg.runtime import derive_seed  # noqa: E402
-from stages.features import CACHED_PIXELS_KEY  # noqa: E402
+from zsseg.runtime import SeedPurpose, derive_seed  # noqa: E402
 
 # Images per class in VOC2012's trainval detection set (11,540 images): the devkit's statistics table.
 VOC2012_TRAINVAL_IMAGES = {
@@ -311,7 +310,7 @@ def run_cell(work: Path, shape: DatasetShape, fraction: float, k: int, seed: int
     started = time.perf_counter()
     (data / "features").mkdir()
     write_training_caches(network, dataset, class_split, data / "features", params.features,
-                          derive_seed(seed, CACHED_PIXELS_KEY), torch.device("cpu"),
+                          derive_seed(seed, SeedPurpose.CACHED_PIXELS), torch.device("cpu"),
                           {"params_hash": cache_params_hash(params), "backbone": params.backbone.arch})
     figures["features (stand-in network)"] = {"seconds": time.perf_counter() - started,
                                               "output_bytes": directory_bytes(data / "features")}

@@ -9,7 +9,7 @@ from zsseg.encoder_maps import shared_maps
 from zsseg.network import (NETWORK_FILE, SegmentationNetwork, imagenet_weights_warning, load_zs3net_checkpoint,
                            save_network, weights_of)
 from zsseg.resume_state import TrainingCheckpoint, resume_params_hash, resume_state_path
-from zsseg.runtime import derive_seed, seed_everything
+from zsseg.runtime import SeedPurpose, derive_seed, seed_everything
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone")
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     with stage_run("backbone", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         params, backbone = stage.params, stage.params.backbone
         check_training_params(backbone)
-        seed = derive_seed(params.seed, 0)
+        seed = derive_seed(params.seed, SeedPurpose.BACKBONE)
         seed_everything(seed)
         dataset = FolderDataset(stage.args.dataset)
         class_split = dataset.class_split(params.dataset.unseen)

@@ -9,7 +9,7 @@ from zsseg.encoder_maps import shared_maps
 from zsseg.feature_cache import cache_params_hash
 from zsseg.feature_extraction import write_training_caches
 from zsseg.network import NETWORK_FILE, load_network
-from zsseg.runtime import derive_seed
+from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone", "features")
@@ -17,8 +17,6 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
              "output": "directory for labelled.h5 and pool.h5"}
-# The seed key of the draw of the cached pixels, apart from every training draw's.
-CACHED_PIXELS_KEY = 7
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         maps = shared_maps(stage.args.encoder, params.backbone)
         with atomic_path(stage.args.output, directory=True) as directory:
             write_training_caches(network, dataset, class_split, directory, params.features,
-                                  derive_seed(params.seed, CACHED_PIXELS_KEY), stage.device, attributes,
+                                  derive_seed(params.seed, SeedPurpose.CACHED_PIXELS), stage.device, attributes,
                                   params.backbone.workers, params.backbone.mixed_precision, maps)
 
 

@@ -49,7 +49,7 @@ def test_whole_images_on_a_frozen_encoder_come_with_the_majority_labels_flipped_
 
 
 def test_a_stride_below_one_is_refused(tmp_path):
-    text = (PROJECT_ROOT / "params.yaml").read_text().replace("loss_label_stride: 2", "loss_label_stride: 0")
+    text = (PROJECT_ROOT / "params.yaml").read_text().replace("loss_label_stride: 1", "loss_label_stride: 0")
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ParamsError, match="backbone.loss_label_stride = 0: expected an integer >= 1"):
         load_params(tmp_path / "params.yaml")

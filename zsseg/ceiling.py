@@ -24,11 +24,8 @@ from zsseg.config import Params
 from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, TrainingCaches
 from zsseg.labels import block_labels
-from zsseg.runtime import derive_seed
+from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import sample_class_features
-
-# The seed key of the ceiling's samples and classifier, apart from every zero-shot method's.
-CEILING_KEY = 2_000_000
 
 
 def write_ceiling_labels(dataset: FolderDataset, pool: FeatureCache, path: Path) -> None:
@@ -73,11 +70,13 @@ def train_ceiling(params: Params, caches: TrainingCaches, labels_path: Path, dev
     """The final classifier on up to ``generator.real_features_per_class`` real features of every class."""
     classes = list(range(len(caches.class_names)))
     real = sample_class_features(CeilingPixels(caches, labels_path), classes, params.generator.real_features_per_class,
-                                 derive_seed(params.seed, 1, CEILING_KEY), batch_size=params.evaluate.batch_size)
+                                 derive_seed(params.seed, SeedPurpose.CEILING_SAMPLES),
+                                 batch_size=params.evaluate.batch_size)
     for c in classes:
         if c not in real:
             log(f"warning: class {caches.class_names[c]!r} has no labelled feature pixel in the training images")
     counts = {caches.class_names[c]: int(real[c].shape[0]) for c in real}
     classifier, classifier_log = train_classifier(real, len(classes), params.classifier,
-                                                  derive_seed(params.seed, 4, CEILING_KEY), device, "ceiling")
+                                                  derive_seed(params.seed, SeedPurpose.CEILING_CLASSIFIER), device,
+                                                  "ceiling")
     return classifier, {"real_features": counts, "classifier": classifier_log}

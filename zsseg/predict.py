@@ -39,12 +39,9 @@ from zsseg.feature_extraction import network_features  # noqa: E402
 from zsseg.generator import GENERATOR_FILE, generate_features, load_generator  # noqa: E402
 from zsseg.network import NETWORK_FILE, SegmentationNetwork  # noqa: E402
 from zsseg.report import class_palette  # noqa: E402
-from zsseg.runtime import derive_seed  # noqa: E402
+from zsseg.runtime import SeedPurpose, derive_seed  # noqa: E402
 from zsseg.sampling import sample_class_features  # noqa: E402
 from zsseg.checkpoints import load_weights_only  # noqa: E402
-
-# Seed key of the classifier fit, apart from the pipeline's own keys (rounds.derive_seed).
-PREDICT_KEY = 9
 
 
 class PredictError(InputError):
@@ -157,19 +154,22 @@ def build_classifier(run: TrainedRun, names: list[str], params: Params, device: 
         raise PredictError(f"{run.labelled_cache}: cached for classes {cache.class_names}, the round has "
                            f"{run.class_names}; rerun the pipeline")
     real = sample_class_features(cache, sorted(set(seen.values())), params.generator.real_features_per_class,
-                                 derive_seed(params.seed, PREDICT_KEY, 1), batch_size=params.evaluate.batch_size)
+                                 derive_seed(params.seed, SeedPurpose.PREDICT_SAMPLES),
+                                 batch_size=params.evaluate.batch_size)
     features = {position: real[index] for position, index in seen.items() if index in real}
     others = [position for position in range(len(names)) if position not in features]
     features |= generate_features(load_generator(run.round_directory, vectors), vectors, others,
-                                  params.classifier.generated_per_class, derive_seed(params.seed, PREDICT_KEY, 2),
+                                  params.classifier.generated_per_class,
+                                  derive_seed(params.seed, SeedPurpose.PREDICT_FEATURES),
                                   device, "predict")
     fixed = {} if refit else {position: (trained.weight[known[name]].detach(), trained.bias[known[name]].detach())
                               for position, name in enumerate(names) if name in known}
     new = [name for name in names if name not in known]
     log(f"fitting {'every row' if refit else f'rows for {len(new)} new name(s): {new}'} on real features of "
         f"{len(features) - len(others)} seen and generated features of {len(others)} other classes")
-    classifier, _ = train_classifier(features, len(names), params.classifier, derive_seed(params.seed, PREDICT_KEY, 3),
-                                     device, "predict", others, fixed)
+    classifier, _ = train_classifier(features, len(names), params.classifier,
+                                     derive_seed(params.seed, SeedPurpose.PREDICT_CLASSIFIER), device, "predict",
+                                     others, fixed)
     return classifier
 
 

@@ -19,7 +19,7 @@ from zsseg.config import Params
 from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import FeatureGenerator, generate_features, load_generator, save_generator, train_generator
 from zsseg.pseudo_features import PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures, extract_pseudo_features
-from zsseg.runtime import derive_seed
+from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import SeenSamples
 
 
@@ -47,23 +47,23 @@ def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: tor
     """The classifier on real seen and generated unseen features, plus ``pseudo_labelled`` features of
     unseen classes taken as real ones (ZS5Net's way, and the recursion's ablation)."""
     generated = generate_features(generator, embeddings, caches.unseen, params.classifier.generated_per_class,
-                                  derive_seed(params.seed, 3, round_index), device, stage)
+                                  derive_seed(params.seed, SeedPurpose.GENERATED_FEATURES, round_index), device, stage)
     for u, features in (pseudo_labelled or {}).items():
         generated[u] = torch.cat([generated[u], features])
     return train_classifier({**samples.classifier, **generated}, len(caches.class_names), params.classifier,
-                            derive_seed(params.seed, 4, round_index), device, stage, caches.unseen)
+                            derive_seed(params.seed, SeedPurpose.CLASSIFIER, round_index), device, stage, caches.unseen)
 
 
 def train_round_zero(params: Params, caches: TrainingCaches, samples: SeenSamples, embeddings: torch.Tensor,
                      device: torch.device) -> RoundResult:
     """ZS3Net: GMMN on real seen features, then the classifier on real seen + generated unseen."""
     stage = "round_0"
-    torch.manual_seed(derive_seed(params.seed, 2, 0))
+    torch.manual_seed(derive_seed(params.seed, SeedPurpose.GENERATOR, 0))
     generator = FeatureGenerator(embeddings.shape[1], params.generator.noise_dim, params.generator.hidden_dim,
                                  caches.feature_dim, params.generator.dropout, params.generator.noise,
                                  params.generator.init)
     generator_log = train_generator(generator, embeddings, samples.generator, params.generator, params.generator.steps,
-                                    derive_seed(params.seed, 2, 0), device, stage)
+                                    derive_seed(params.seed, SeedPurpose.GENERATOR, 0), device, stage)
     classifier, classifier_log = _fit_classifier(params, generator, embeddings, samples, caches, 0, device, stage)
     return RoundResult(generator.cpu(), classifier, {"generator": generator_log, "classifier": classifier_log})
 
@@ -86,7 +86,7 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     recursion = params.recursion
     pseudo, counts = extract_pseudo_features(caches, load_classifier(previous), caches.unseen, recursion,
                                              params.evaluate.batch_size, device,
-                                             derive_seed(params.seed, 6, round_index), stage)
+                                             derive_seed(params.seed, SeedPurpose.MINING, round_index), stage)
     for name, count in counts.items():
         log(mining_line(name, count, recursion.min_count))
     mined = sum(not count["skipped"] for count in counts.values())
@@ -99,7 +99,7 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     by_class = pseudo.by_class()
     generator_log = train_generator(generator, embeddings, samples.generator, params.generator,
                                     recursion.generator_steps,
-                                    derive_seed(params.seed, 2, round_index), device, stage,
+                                    derive_seed(params.seed, SeedPurpose.GENERATOR, round_index), device, stage,
                                     pseudo=by_class, zs_mmd_lambda=recursion.zs_mmd_lambda)
     pseudo_labelled = ({u: features for u, (features, _) in by_class.items()}
                        if recursion.pseudo_labels_in_classifier else None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
 import logging
 import os
 import random
@@ -111,9 +112,33 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def derive_seed(base: int, *keys: int) -> int:
-    """Independent, reproducible seeds for each (purpose, round) from the one seed in params.yaml."""
-    return int(np.random.SeedSequence([base, *keys]).generate_state(1)[0])
+class SeedPurpose(enum.IntEnum):
+    """What a derived seed is for: one member per random draw of the pipeline, so that no two draws share a
+    seed. A per-round draw takes the round as its index; the others use index 0."""
+
+    BACKBONE = 0
+    SEEN_SAMPLES = 1
+    GENERATOR = 2
+    GENERATED_FEATURES = 3
+    CLASSIFIER = 4
+    NATURAL_SAMPLES = 5
+    MINING = 6
+    CACHED_PIXELS = 7
+    SELF_TRAINING_FEATURES = 8
+    SELF_TRAINING_CLASSIFIER = 9
+    CEILING_SAMPLES = 10
+    CEILING_CLASSIFIER = 11
+    PREDICT_SAMPLES = 12
+    PREDICT_FEATURES = 13
+    PREDICT_CLASSIFIER = 14
+
+
+def derive_seed(base: int, purpose: SeedPurpose, index: int = 0) -> int:
+    """Independent, reproducible seeds for each (purpose, index) from the one seed in params.yaml.
+
+    The key always has two entries, passed as SeedSequence's spawn key: a variable-length entropy list would
+    collide, since SeedSequence pads a short list with zeros (``[s, k, 0]`` and ``[s, k]`` give one seed)."""
+    return int(np.random.SeedSequence(base, spawn_key=(int(purpose), index)).generate_state(1)[0])
 
 
 def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

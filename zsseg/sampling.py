@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from zsseg.config import Params
 from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, cache_params_hash, precision_datasets
-from zsseg.runtime import derive_seed, torch_generator
+from zsseg.runtime import SeedPurpose, derive_seed, torch_generator
 
 SAMPLES_FILE = "samples.h5"
 
@@ -88,7 +88,8 @@ def sample_pooled_features(cache: FeatureCache, classes: Sequence[int], total: i
 CLASSIFIER_SAMPLINGS: dict[str, Callable[[Params, FeatureCache, dict[int, torch.Tensor]], dict[int, torch.Tensor]]] = {
     "balanced": lambda params, cache, real: real,
     "natural": lambda params, cache, real: sample_pooled_features(
-        cache, sorted(real), sum(features.shape[0] for features in real.values()), derive_seed(params.seed, 5),
+        cache, sorted(real), sum(features.shape[0] for features in real.values()),
+        derive_seed(params.seed, SeedPurpose.NATURAL_SAMPLES),
         batch_size=params.evaluate.batch_size),
 }
 
@@ -103,10 +104,11 @@ class SeenSamples:
 
 
 def draw_seen_samples(params: Params, labelled: FeatureCache, log: Callable[[str], None]) -> SeenSamples:
-    """Both samples from the labelled cache (seed key 1; 5 for the natural one), each in one streamed pass."""
+    """Both samples from the labelled cache (each from its own SeedPurpose), each in one streamed pass."""
     seen = [c for c in range(len(labelled.class_names)) if c not in labelled.unseen]
     real = sample_class_features(labelled, seen, params.generator.real_features_per_class,
-                                 derive_seed(params.seed, 1), batch_size=params.evaluate.batch_size)
+                                 derive_seed(params.seed, SeedPurpose.SEEN_SAMPLES),
+                                 batch_size=params.evaluate.batch_size)
     for c in seen:
         if c not in real:
             log(f"warning: seen class {labelled.class_names[c]!r} has no labelled feature pixel; it is left out")

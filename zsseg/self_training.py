@@ -14,11 +14,8 @@ from zsseg.config import Params
 from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import generate_features, load_generator
 from zsseg.pseudo_features import MINING_POOLS, first_per_group, score_pool
-from zsseg.runtime import derive_seed
+from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import SeenSamples
-
-# The seed key of the self-training stage: it must not share generated features with any round.
-SELF_TRAINING_KEY = 1_000_000
 
 
 def top_percent_mask(confidences: torch.Tensor, predicted: torch.Tensor, classes: Sequence[int], percent: float,
@@ -101,10 +98,10 @@ def train_self_training(params: Params, previous: str | Path, caches: TrainingCa
         log(f"{name}: {count['kept']} pseudo-labelled pixels (of {count['predicted_pixels']} predicted)")
     generated = generate_features(load_generator(previous, embeddings), embeddings, caches.unseen,
                                   params.classifier.generated_per_class,
-                                  derive_seed(params.seed, 3, SELF_TRAINING_KEY), device, stage)
+                                  derive_seed(params.seed, SeedPurpose.SELF_TRAINING_FEATURES), device, stage)
     unseen_features = {u: torch.cat([generated[u], *([pseudo[u]] if u in pseudo else [])]) for u in caches.unseen}
+    seed = derive_seed(params.seed, SeedPurpose.SELF_TRAINING_CLASSIFIER)
     classifier, classifier_log = train_classifier({**samples.classifier, **unseen_features},
-                                                  len(caches.class_names), params.classifier,
-                                                  derive_seed(params.seed, 4, SELF_TRAINING_KEY), device, stage,
+                                                  len(caches.class_names), params.classifier, seed, device, stage,
                                                   caches.unseen)
     return classifier, {"pseudo_labels": stats, "classifier": classifier_log}

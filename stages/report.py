@@ -9,14 +9,16 @@ the figures go to the report directory, which DVC caches.
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
 from zsseg.curves import plot_training_curves, training_curves, write_curves
 from zsseg.datasets.folder import FolderDataset
 from zsseg.methods import round_curve
 from zsseg.provenance import machine_provenance
-from zsseg.report import (grid_features, markdown_table, methods_table, plot_rounds, prediction_grid, provenance_view,
-                          summary_table, views_markdown)
+from zsseg.report import (grid_features, markdown_table, methods_table, plot_mining_precision, plot_rounds,
+                          precision_table, prediction_grid, provenance_view, summary_table, views_markdown)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "dataset.name", "dataset.unseen", "embed.source", "backbone",
@@ -25,6 +27,7 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
              "metrics": "directory written by the evaluate stage",
+             "mining_precision": ".csv written by the mining_precision stage",
              "run": "the run directory, which holds each method's output (zsseg/methods.py)",
              "output": "report directory to write",
              "plots": "plot data directory to write: rounds.csv, methods.csv and the training curves"}
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         rounds = sorted(params.recursion.rounds)
         frame = summary_table(args.metrics, rounds)
         methods = methods_table(args.metrics, rounds)
+        mining = precision_table(pd.read_csv(args.mining_precision, keep_default_na=False, na_values=[""]),
+                                 args.metrics, rounds)
         dataset = FolderDataset(args.dataset)
         class_split = dataset.class_split(params.dataset.unseen)
         batches, images = grid_features(params, Path(args.backbone), Path(args.encoder), dataset, stage.device)
@@ -52,9 +57,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
                 f"{len(class_split.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
                 + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods) + "\n"
+                + "## What each round mined (a diagnostic: the ceiling's unseen labels, read by no training stage)"
+                + "\n\nPer unseen class: the pseudo-features the round mined; the share (%) in mixed blocks (object "
+                + "borders, no label pure enough); of the rest, the share whose pixel truly is that class, and the "
+                + "class most wrong ones are; the class's val IoU after the round.\n\n"
+                + markdown_table(mining) + "\n"
                 + views_markdown([provenance_view(provenance)]))
             (directory / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             plot_rounds(frame, directory / "rounds.png")
+            plot_mining_precision(mining, directory / "mining_precision.png")
             plot_training_curves(curves, directory / "training_curves.png")
             prediction_grid(batches, images, classifiers, class_split, stage.device, directory / "predictions.png")
 

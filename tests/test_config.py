@@ -137,13 +137,13 @@ def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
     from zsseg.feature_cache import precision_datasets
     from zsseg.generator import INITS, NOISES
     from zsseg.metrics import ABSENT_CLASSES
-    from zsseg.pseudo_features import MINING_POOLS, SELECTIONS, WEIGHTINGS
+    from zsseg.pseudo_features import GUARDS, MINING_POOLS, SELECTIONS, THRESHOLD_RULES, WEIGHTINGS
     from zsseg.sampling import CLASSIFIER_SAMPLINGS
     from zsseg.self_training import SELF_TRAINING_SELECTIONS
 
     registries = {"generator.noise": NOISES, "generator.init": INITS, "classifier.sampling": CLASSIFIER_SAMPLINGS,
                   "recursion.mining_pool": MINING_POOLS, "recursion.weighting": WEIGHTINGS,
-                  "recursion.selection": SELECTIONS, "self_training.selection": SELF_TRAINING_SELECTIONS,
+                  "recursion.selection": SELECTIONS, "recursion.thresholds": THRESHOLD_RULES, "recursion.guard": GUARDS, "self_training.selection": SELF_TRAINING_SELECTIONS,
                   "evaluate.absent_classes": ABSENT_CLASSES, "features.precision": precision_datasets(1)}
     choices = {}
     for section, section_type in typing.get_type_hints(config.Params).items():

@@ -43,7 +43,7 @@ def test_seeds_share_one_backbone_and_cache_per_k_when_asked(grid_dry_runs):
         {rule: count for rule, count in per_seed_counts.items() if rule not in ("backbone_k", "features_k")}
     # The first seed's cells run the very same commands either way: their metrics are the per-seed grid's.
     first_seed = {job: spec["command"] for job, spec in per_seed.items() if "seed=0" in job[1].split(", ")}
-    assert len(first_seed) == 5 * 13   # 13 jobs per cell, 3 of them recursive rounds
+    assert len(first_seed) == 5 * 14   # 14 jobs per cell, 3 of them recursive rounds
     assert first_seed == {job: spec["command"] for job, spec in shared.items() if "seed=0" in job[1].split(", ")}
     # The other seeds read the first seed's backbone and cache, and write their own results.
     evaluate = shared[("evaluate_k", "k=6, seed=2")]["command"]

@@ -24,7 +24,8 @@ def recursion(threshold, per_class_cap, min_count):
     return RecursionParams(rounds={1: 0}, threshold=threshold, per_class_cap=per_class_cap, min_count=min_count,
                            zs_mmd_lambda=1.0, generator_steps=3, mining_pool="unlabelled_images",
                            weighting="confidence", selection="most_confident", per_image_cap=None,
-                           allow_empty_rounds=True, pseudo_labels_in_classifier=False)
+                           allow_empty_rounds=True, pseudo_labels_in_classifier=False, thresholds="global",
+                           class_top_percent=20, class_threshold_floor=0.5, guard="none")
 
 
 def small_generator():
@@ -84,11 +85,11 @@ def test_class_below_min_count_is_skipped_with_its_count(tmp_path):
         classifier.weight.zero_()
         classifier.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))  # every unlabelled pixel -> class 2, confidently
     caches = hand_caches(tmp_path)
-    pseudo, stats = extract_pseudo_features(caches, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0,
-                                            "round_1")
+    mining = extract_pseudo_features(caches, classifier, [2], recursion(0.9, 10_000, 10_000), 2, CPU, 0, "round_1")
+    pseudo, stats = mining.pseudo_features, mining.stats
     unlabelled = sum(int(np.prod(image[1].shape[:2])) for image in hand_images() if image[2] is None)
-    assert stats == {"b": {"confident_pixels": unlabelled, "after_caps": min(unlabelled, 10_000), "kept": 0,
-                           "skipped": True}}
+    assert stats == {"b": {"threshold": 0.9, "confident_pixels": unlabelled, "disagreeing_pixels": 0,
+                           "after_caps": min(unlabelled, 10_000), "kept": 0, "skipped": True}}
     assert pseudo.features.shape == (0, 4) and not pseudo.by_class()
     # Nothing to feed back: the generator trains on the seen term alone.
     log = train_generator(small_generator(), torch.randn(3, 5), {0: torch.randn(20, 4)}, GENERATOR, 2, 0, CPU,

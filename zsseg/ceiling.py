@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -42,15 +43,20 @@ def write_ceiling_labels(dataset: FolderDataset, pool: FeatureCache, path: Path)
         handle.attrs["ids"] = json.dumps(pool.ids)
 
 
+def read_ceiling_labels(path: Path, pool: FeatureCache) -> np.ndarray:
+    """The labels ``write_ceiling_labels`` wrote for ``pool``, refused if they were written for other images."""
+    with h5py.File(path, "r") as handle:
+        if json.loads(handle.attrs["ids"]) != pool.ids:
+            raise CacheError(f"{path}: made for other images than {pool.path}; rerun ceiling_labels")
+        return handle["feature_labels"][:]
+
+
 class CeilingPixels:
     """Every cached training pixel with its true label: the labelled cache's pixels as they are, then the
     pool's with their labels from the ceiling's labels file."""
 
     def __init__(self, caches: TrainingCaches, labels_path: Path) -> None:
-        with h5py.File(labels_path, "r") as handle:
-            if json.loads(handle.attrs["ids"]) != caches.pool.ids:
-                raise CacheError(f"{labels_path}: made for other images than {caches.pool.path}; rerun ceiling_labels")
-            self.pool_labels = torch.from_numpy(handle["feature_labels"][:])
+        self.pool_labels = torch.from_numpy(read_ceiling_labels(labels_path, caches.pool))
         self.caches, self.feature_dim = caches, caches.feature_dim
 
     def batch_count(self, batch_size: int) -> int:

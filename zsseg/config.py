@@ -121,6 +121,10 @@ class ClassifierParams:
 class RecursionParams:
     rounds: dict[int, int]
     threshold: float
+    thresholds: Literal["global", "per_class"]
+    class_top_percent: float
+    class_threshold_floor: float
+    guard: Literal["none", "agreement"]
     per_class_cap: int
     min_count: int
     zs_mmd_lambda: float
@@ -367,6 +371,10 @@ def _check_ranges(params: Params) -> None:
              "a mapping {round: previous round} that chains 1..R with R >= 1, e.g. {1: 0, 2: 1, 3: 2}")
     _require(0 < recursion.threshold <= 1, "recursion.threshold", recursion.threshold, "a number in (0, 1]")
     _require(recursion.min_count >= 0, "recursion.min_count", recursion.min_count, "an integer >= 0")
+    _require(0 < recursion.class_top_percent <= 100, "recursion.class_top_percent", recursion.class_top_percent,
+             "a percentage in (0, 100]")
+    _require(0 <= recursion.class_threshold_floor <= 1, "recursion.class_threshold_floor",
+             recursion.class_threshold_floor, "a softmax confidence in [0, 1]")
     _require(bool(params.table.k_values) and all(k >= 1 for k in params.table.k_values)
              and len(set(params.table.k_values)) == len(params.table.k_values), "table.k_values",
              params.table.k_values, "a non-empty list of distinct integers K >= 1")

@@ -111,6 +111,12 @@ STAGES = (
     Stage("ceiling_labels", {"dataset": "{data}/dataset", "features": "{run}/features"},
           {"output": "{run}/ceiling_labels.h5"}, threads=SMALL_MODEL_THREADS),
     *(_method_stage(method) for method in METHODS),
+    # A diagnostic for the report: how many pseudo-features truly belong to their class, from the ceiling's
+    # unseen labels. Only the report and the table read it.
+    Stage("mining_precision", {"features": "{run}/features", "labels": "{run}/ceiling_labels.h5"},
+          {"output": "{run}/mining_precision.csv"}, arguments={"run": "{run}"},
+          reads=tuple(f"{{run}}/{method.stage_output}" for method in METHODS if method.per_round),
+          threads=SMALL_MODEL_THREADS),
     # Val and dev from the network: their features are not cached (docs/cache.md).
     Stage("evaluate", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5"},
           {"output": "{run}/metrics", "confusion": "{run}/confusion", "dev_output": "{run}/dev_metrics",
@@ -119,13 +125,14 @@ STAGES = (
           gpu=True),
     # Its plot data is small and uncached: git versions it, so that `dvc plots diff` works on a fresh clone.
     Stage("report", {"dataset": "{data}/dataset", "backbone": "{run}/backbone", "encoder": "{data}/encoder_maps.h5",
-                     "metrics": "{run}/metrics"},
+                     "metrics": "{run}/metrics", "mining_precision": "{run}/mining_precision.csv"},
           {"output": "{run}/report", "plots": "{run}/plots"}, scope=SINGLE, arguments={"run": "{run}"},
           reads=_method_outputs(), uncached=("plots",),
           report={"patterns": ["{name}.png"], "caption": "report/single_run.rst", "category": "Single split",
                   "labels": {"figure": "{name}"}}, gpu=True),
     Stage("table", {"dataset": "{data}/dataset", "encoder": "{data}/encoder_maps.h5"}, {"output": "{data}/table"},
-          scope=GRID, arguments={"grid": "{data}"}, reads=("{run}/metrics", "{run}/backbone", *_method_outputs()),
+          scope=GRID, arguments={"grid": "{data}"},
+          reads=("{run}/metrics", "{run}/backbone", "{run}/mining_precision.csv", *_method_outputs()),
           report={"patterns": ["{name}.png", "{name}.html"], "caption": "report/table.rst", "category": "Table",
                   "labels": {"figure": "{name}"}}, gpu=True),
 )

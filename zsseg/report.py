@@ -27,9 +27,9 @@ from zsseg.labels import IGNORE_INDEX  # noqa: E402
 
 SUMMARY_COLUMNS = ("round", "pixel_acc", "mean_acc", "miou", "seen_miou", "unseen_miou", "hiou", "mined_classes")
 # Counts, not percentages: printed as integers (a column with a missing value is float in pandas).
-INTEGER_COLUMNS = ("k", "seed", "round", "mined_classes", "n")
+INTEGER_COLUMNS = ("k", "seed", "round", "mined_classes", "n", "pseudo_features")
 # Words, aligned left in markdown; every other column holds numbers, even when already formatted.
-TEXT_COLUMNS = ("method", "comparison", "metric", "provenance", "value")
+TEXT_COLUMNS = ("method", "comparison", "metric", "provenance", "value", "class", "most_common_other")
 
 
 def _metrics(metrics_directory: str | Path, name: str) -> dict:
@@ -49,6 +49,57 @@ def methods_table(metrics_directory: str | Path, rounds: Sequence[int]) -> pd.Da
              **{key: _metrics(metrics_directory, result.metrics).get(key) for key in SUMMARY_COLUMNS[1:]}}
             for result in final_results(list(rounds))]
     return pd.DataFrame(rows, columns=["method", *SUMMARY_COLUMNS])
+
+
+def precision_table(precision: pd.DataFrame, metrics_directory: str | Path, rounds: Sequence[int]) -> pd.DataFrame:
+    """The proposed method's mining, per round and unseen class: its pseudo-features, the share in mixed blocks,
+    the precision of the rest and the class they are most often instead (the mining_precision stage's), and the
+    class's val IoU after the round trained on them. A class the round did not mine has 0 pseudo-features."""
+    method = proposed()
+    mined = precision[precision["method"] == method.name].set_index(["round", "class"])
+    rows = []
+    for result in results(list(rounds)):
+        if result.method != method:
+            continue
+        metrics = _metrics(metrics_directory, result.metrics)
+        for name in metrics["unseen_classes"]:
+            found = mined.loc[(result.round, name)] if (result.round, name) in mined.index else None
+            rows.append({"round": result.round, "class": name,
+                         "pseudo_features": 0 if found is None else int(found["pseudo_features"]),
+                         **{column: np.nan if found is None else float(found[column])
+                            for column in ("mixed_share", "precision")},
+                         "most_common_other": "" if found is None or pd.isna(found["most_common_other"])
+                         else str(found["most_common_other"]),
+                         "iou": metrics["per_class_iou"].get(name, np.nan)})
+    return pd.DataFrame(rows, columns=["round", "class", "pseudo_features", "mixed_share", "precision",
+                                       "most_common_other", "iou"])
+
+
+def plot_mining_precision(table: pd.DataFrame, path: str | Path) -> matplotlib.figure.Figure:
+    """Two heatmaps over the proposed method's rounds, one row per unseen class: the precision of its
+    pseudo-features outside mixed blocks (annotated with their count) and its val IoU after that round."""
+    precision = table.pivot_table(index="class", columns="round", values="precision", aggfunc="first", sort=False,
+                                  dropna=False)
+    counts = table.pivot_table(index="class", columns="round", values="pseudo_features", aggfunc="first",
+                               sort=False)
+    iou = table.pivot_table(index="class", columns="round", values="iou", aggfunc="first", sort=False)
+    figure, axes = plt.subplots(1, 2, figsize=(2.2 * precision.shape[1] + 5, 0.5 * precision.shape[0] + 1.8),
+                                layout="constrained")
+    for axis, grid, title in ((axes[0], precision, "pseudo-feature precision (%), count"),
+                              (axes[1], iou, "val IoU (%) after the round")):
+        values = grid.reindex(index=precision.index, columns=precision.columns).to_numpy(dtype=float)
+        axis.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+        axis.set_xticks(range(values.shape[1]), [f"round {r}" for r in precision.columns], fontsize=8)
+        axis.set_yticks(range(values.shape[0]), list(precision.index) if axis is axes[0] else [], fontsize=8)
+        for (row, column), value in np.ndenumerate(values):
+            count = int(counts.iloc[row, column])
+            text = (f"{value:.0f}" if not np.isnan(value) else "not mined") + (
+                f"\n{count}" if axis is axes[0] and count else "")
+            axis.text(column, row, text, ha="center", va="center", fontsize=8,
+                      color="white" if np.isnan(value) or value < 60 else "black")
+        axis.set_title(title, fontsize=9)
+    figure.suptitle(f"{proposed().name}: what each round mined (diagnostic, from the ceiling's labels)", fontsize=9)
+    return save_figure(figure, path)
 
 
 def _cell(value: object, column: str) -> str:

@@ -18,7 +18,8 @@ from zsseg.classifier import load_classifier, save_classifier, train_classifier
 from zsseg.config import Params
 from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import FeatureGenerator, generate_features, load_generator, save_generator, train_generator
-from zsseg.pseudo_features import PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures, extract_pseudo_features
+from zsseg.pseudo_features import (GUARDS, PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures,
+                                   extract_pseudo_features, load_pool_predictions, pool_rows, save_pool_predictions)
 from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import SeenSamples
 
@@ -30,6 +31,7 @@ class RoundResult:
     log: dict
     pseudo_features: PseudoFeatures | None = None
     pseudo_attributes: dict = field(default_factory=dict)
+    pool_predictions: torch.Tensor | None = None   # recursion.guard: agreement, for the next round
 
 
 def save_round(directory: Path, result: RoundResult, caches: TrainingCaches) -> None:
@@ -39,6 +41,8 @@ def save_round(directory: Path, result: RoundResult, caches: TrainingCaches) -> 
     if result.pseudo_features is not None:
         result.pseudo_features.save(directory / PSEUDO_FEATURES_FILE, result.pseudo_attributes,
                                     str(caches.pool.attrs["precision"]))
+    if result.pool_predictions is not None:
+        save_pool_predictions(directory, result.pool_predictions)
 
 
 def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: torch.Tensor, samples: SeenSamples,
@@ -68,13 +72,18 @@ def train_round_zero(params: Params, caches: TrainingCaches, samples: SeenSample
     return RoundResult(generator.cpu(), classifier, {"generator": generator_log, "classifier": classifier_log})
 
 
-def mining_line(name: str, count: dict[str, int | bool], min_count: int) -> str:
+def mining_line(name: str, count: dict, min_count: int) -> str:
     """The log line of one unseen class's mining: what it kept, or why it was skipped, by the count the
-    decision used (the confident pixels left after the caps), beside the confident pixels before them."""
+    decision used (the confident pixels left after the caps), beside the confident pixels before them, its
+    threshold and the confident pixels the drift guard refused."""
+    threshold = "no pool pixel has it as top class" if count["threshold"] is None else f"{count['threshold']:.4f}"
+    refused = count["disagreeing_pixels"]
+    confident = (f"{count['confident_pixels']} confident pixels, threshold {threshold}"
+                 + (f", {refused} more refused by the guard" if refused else ""))
     if count["skipped"]:
-        return (f"{name}: {count['after_caps']} pseudo-features after the caps (of {count['confident_pixels']} "
-                f"confident pixels) < min_count {min_count}; skipped")
-    return f"{name}: {count['kept']} pseudo-features (of {count['confident_pixels']} confident pixels)"
+        return (f"{name}: {count['after_caps']} pseudo-features after the caps (of {confident}) "
+                f"< min_count {min_count}; skipped")
+    return f"{name}: {count['kept']} pseudo-features (of {confident})"
 
 
 def train_recursive_round(params: Params, round_index: int, previous: str | Path, caches: TrainingCaches,
@@ -84,16 +93,20 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
     seen-class samples (the samples stage's, the same in every round)."""
     stage = f"round_{round_index}"
     recursion = params.recursion
-    pseudo, counts = extract_pseudo_features(caches, load_classifier(previous), caches.unseen, recursion,
-                                             params.evaluate.batch_size, device,
-                                             derive_seed(params.seed, SeedPurpose.MINING, round_index), stage)
+    previous_predictions = (load_pool_predictions(Path(previous), pool_rows(caches, recursion.mining_pool))
+                            if GUARDS[recursion.guard] else None)
+    mining = extract_pseudo_features(caches, load_classifier(previous), caches.unseen, recursion,
+                                     params.evaluate.batch_size, device,
+                                     derive_seed(params.seed, SeedPurpose.MINING, round_index), stage,
+                                     previous_predictions)
+    pseudo, counts = mining.pseudo_features, mining.stats
     for name, count in counts.items():
         log(mining_line(name, count, recursion.min_count))
     mined = sum(not count["skipped"] for count in counts.values())
     if mined == 0 and not recursion.allow_empty_rounds:
         raise NothingMinedError(f"{stage}: no unseen class has min_count = {recursion.min_count} pseudo-features "
-                                f"with confidence >= {recursion.threshold} in the mining pool: the round would "
-                                f"be seen-only training, not ZS-MMD. Lower recursion.threshold or "
+                                f"above its threshold in the mining pool: the round would be seen-only "
+                                f"training, not ZS-MMD. Lower recursion.threshold (or class_threshold_floor) or "
                                 f"recursion.min_count, or set recursion.allow_empty_rounds: true")
     generator = load_generator(previous, embeddings)
     by_class = pseudo.by_class()
@@ -107,8 +120,8 @@ def train_recursive_round(params: Params, round_index: int, previous: str | Path
                                                  stage, pseudo_labelled)
     attributes = {"round": round_index, "class_names": json.dumps(caches.class_names),
                   **{key: json.dumps(getattr(recursion, key)) for key in (
-                      "threshold", "per_class_cap", "min_count", "mining_pool", "weighting", "selection",
-                      "per_image_cap")}}
+                      "threshold", "thresholds", "class_top_percent", "class_threshold_floor", "guard",
+                      "per_class_cap", "min_count", "mining_pool", "weighting", "selection", "per_image_cap")}}
     return RoundResult(generator.cpu(), classifier,
                        {"mined_classes": mined, "pseudo_features": counts, "generator": generator_log,
-                        "classifier": classifier_log}, pseudo, attributes)
+                        "classifier": classifier_log}, pseudo, attributes, mining.pool_predictions)

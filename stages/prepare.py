@@ -1,4 +1,4 @@
-"""Stage `prepare`: the configured dataset as a checked folder-format view (converted once for VOC/Context)."""
+"""Stage `prepare`: the configured dataset as a checked folder-format view (converted once for VOC/Context/COCO)."""
 
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import DatasetError, FolderDataset, hold_out_dev

@@ -79,7 +79,7 @@ def test_word2vec_needs_a_path():
     ("backbone.checkpoint", "/nowhere/ckpt.pth", "backbone.checkpoint = '/nowhere/ckpt.pth': expected null or the path"),
     ("backbone.optimizer", "lbfgs", "backbone.optimizer = 'lbfgs': expected one of adamw, sgd"),
     ("backbone.crop_size", 8, "backbone.crop_size = 8: expected null"),
-    ("dataset.name", "voc2007", "dataset.name = 'voc2007': expected one of demo, folder, voc, context"),
+    ("dataset.name", "voc2007", "dataset.name = 'voc2007': expected one of demo, folder, voc, context, cocostuff"),
 ])
 def test_backbone_and_dataset_choices_are_checked(key, value, message):
     data = with_value(key, value)

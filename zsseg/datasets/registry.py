@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zsseg.config import choose
-from zsseg.datasets import context, demo, folder, voc
+from zsseg.datasets import cocostuff, context, demo, folder, voc
 from zsseg.datasets.folder import SOURCE_FILE, DatasetAdapter, DatasetError
 
 DATASETS: dict[str, DatasetAdapter] = {adapter.name: adapter for adapter in
-                                       (demo.ADAPTER, folder.ADAPTER, voc.ADAPTER, context.ADAPTER)}
+                                       (demo.ADAPTER, folder.ADAPTER, voc.ADAPTER, context.ADAPTER,
+                                        cocostuff.ADAPTER)}
 
 
 def prepare_dataset(name: str, root: str | Path, output: Path, workers: int, log: Callable[[str], None]) -> None:

@@ -84,11 +84,17 @@ def test_one_seed_prints_no_spread_and_n_counts_only_seeds_with_a_metric():
     table = pd.DataFrame({"dataset": "demo", "k": 2, "seed": [0, 1, 2], "method": "ZS3Net", "round": 0,
                           "pixel_acc": 90.0, "mean_acc": 80.0, "seen_miou": [70.0, 72.0, 71.0],
                           "unseen_miou": [50.0, float("nan"), 54.0], "miou": 60.0, "hiou": [58.33, float("nan"), 61.2],
-                          "mined_classes": float("nan"), "unseen_of_ceiling": float("nan")})
+                          "mined_classes": float("nan"), "seen_pixel_acc": [90.0, 92.0, 91.0],
+                          "unseen_pixel_acc": [50.0, float("nan"), 54.0], "seen_mean_acc": 80.0,
+                          "unseen_mean_acc": [40.0, float("nan"), 44.0], "unseen_of_ceiling": float("nan")})
     classes = pd.DataFrame(columns=["k", "seed", "method", "round", "class", "iou"])
     means = mean_table(table, classes)
     assert means["n"].tolist() == [2]
     assert means["hiou_mean"].tolist() == [pytest.approx((58.33 + 61.2) / 2)]
+    # The peers' accuracy columns, each over the seeds that have it: std of (50, 54) is 2 x sqrt(2).
+    accuracy = mean_views(means, paired_table_of_nothing())[1][1]
+    assert accuracy[["seen_pixel_acc", "unseen_pixel_acc", "seen_mean_acc", "unseen_mean_acc"]].values.tolist() == \
+        [["91.00 ± 1.00", "52.00 ± 2.83", "80.00 ± 0.00", "42.00 ± 2.83"]]
     one_seed = mean_table(table[table["seed"] == 0], classes)
     view = mean_views(one_seed, paired_table_of_nothing())[0][1]
     assert view["hiou"].tolist() == ["58.33 ± n/a"] and view["n"].tolist() == [1]

@@ -217,9 +217,11 @@ def result_title(result: Result) -> str:
     return result.method.label + (f"\nround {result.round}" if result.method.per_round else "")
 
 
+# The seen and unseen pixel and mean accuracies are CaGNet's table's columns, beside mIoU and hIoU.
+ACCURACIES = ("seen_pixel_acc", "unseen_pixel_acc", "seen_mean_acc", "unseen_mean_acc")
 TABLE_COLUMNS = ("dataset", "k", "seed", "method", "round", "pixel_acc", "mean_acc", "seen_miou", "unseen_miou",
-                 "miou", "hiou", "mined_classes", "unseen_of_ceiling")
-MEAN_METRICS = ("hiou", "unseen_miou", "seen_miou", "miou", "pixel_acc", "unseen_of_ceiling")
+                 "miou", "hiou", "mined_classes", *ACCURACIES, "unseen_of_ceiling")
+MEAN_METRICS = ("hiou", "unseen_miou", "seen_miou", "miou", "pixel_acc", *ACCURACIES, "unseen_of_ceiling")
 PAIRED_METRICS = ("hiou", "unseen_miou")
 
 
@@ -364,7 +366,11 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
         view[metric] = _plus_minus(means, metric)
     view["unseen_of_ceiling"] = means["unseen_of_ceiling_mean"].map(
         lambda value: "n/a" if pd.isna(value) else f"{value:.2f}")
-    views = [("Mean ± standard deviation over the seeds", view)]
+    accuracy = means[["k", "method", "n"]].copy()
+    for metric in ACCURACIES:
+        accuracy[metric] = _plus_minus(means, metric)
+    views = [("Mean ± standard deviation over the seeds", view),
+             ("Pixel and mean accuracy, seen and unseen classes: mean ± standard deviation over the seeds", accuracy)]
     class_columns = [column for column in means.columns if column.startswith("iou ")]
     for k, rows in means.groupby("k", sort=True):
         present = [column for column in class_columns if rows[column].notna().any()]

@@ -4,6 +4,9 @@
 The metrics directories hold the full JSON file of every result, per-class IoUs included; the headline
 file, each method's final hIoU, unseen and seen mIoU on val and dev, is what DVC declares as metrics, so
 that `dvc exp show` and `dvc metrics diff` fit on a screen (docs/pipeline.md).
+
+With test-time augmentation (`evaluate.scales`, `evaluate.flip`; none by default) the whole network runs on
+every rescaled and flipped view of each image, and the encode stage's shared maps (scale 1 only) are not read.
 """
 
 import json
@@ -11,9 +14,10 @@ from pathlib import Path
 
 from zsseg.atomic import atomic_path
 from zsseg.datasets.folder import FolderDataset
+from zsseg.dense_prediction import TestTimeAugmentation, augmented
 from zsseg.encoder_maps import shared_maps
 from zsseg.evaluation import evaluate_run, headline_metrics
-from zsseg.feature_extraction import split_features
+from zsseg.feature_extraction import split_features, split_images
 from zsseg.metrics import write_confusion_csv
 from zsseg.network import NETWORK_FILE, load_network
 from zsseg.stage import stage_run
@@ -38,6 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         network, _ = load_network(Path(args.backbone) / NETWORK_FILE, stage.device)
         maps = shared_maps(args.encoder, params.backbone)
         rounds = sorted(params.recursion.rounds)
+        augmentation = None
+        if augmented(params.evaluate.scales, params.evaluate.flip):
+            augmentation = TestTimeAugmentation.of_network(network, params.evaluate.scales, params.evaluate.flip,
+                                                           stage.device, params.backbone.mixed_precision)
+            stage.log.info("test-time augmentation: scales %s%s, %d passes of the whole network per image%s",
+                           params.evaluate.scales, ", each also flipped" if params.evaluate.flip else "",
+                           augmentation.views, ", the shared encoder maps unread" if maps is not None else "")
         metrics_by_split: dict[str, dict[str, dict]] = {}
         with (atomic_path(args.output, directory=True) as directory,
               atomic_path(args.confusion, directory=True) as confusion_directory,
@@ -46,10 +57,14 @@ def main(argv: list[str] | None = None) -> None:
             for split, metrics_directory in (("val", directory), ("dev", dev_directory)):
                 if split == "dev" and not dataset.has_split(split):
                     continue
-                batches = split_features(network, dataset, split, params.features.batch_size, stage.device,
-                                         params.backbone.mixed_precision, maps, workers=params.backbone.workers)
+                if augmentation is None:
+                    batches = split_features(network, dataset, split, params.features.batch_size, stage.device,
+                                             params.backbone.mixed_precision, maps, workers=params.backbone.workers)
+                else:
+                    batches = split_images(dataset, split, params.features.batch_size, params.backbone.workers)
                 for result, metrics, confusion in evaluate_run(batches, class_split, Path(args.run), rounds,
-                                                               params.evaluate.absent_classes, stage.device):
+                                                               params.evaluate.absent_classes, stage.device,
+                                                               augmentation):
                     stage.log.info("%s %s (%s, round %d): seen mIoU %s, unseen mIoU %s, hIoU %s", split,
                                    result.metrics, result.method.name, result.round, metrics["seen_miou"],
                                    metrics["unseen_miou"], metrics["hiou"])

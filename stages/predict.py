@@ -1,7 +1,8 @@
 """Stage `predict` (also `zsseg predict`): segment any images with any class names from a trained run.
 
 Writes, per image, STEM_labels.png (class indices), STEM_overlay.png (colours and a legend) and
-STEM.json (per-class pixel fractions) into --out, and prints the fractions.
+STEM.json (per-class pixel fractions) into --out, and prints the fractions. With `evaluate.scales` or
+`evaluate.flip` set, it classifies with the evaluate stage's test-time augmentation.
 """
 
 import argparse
@@ -10,13 +11,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from zsseg.datasets.folder import read_rgb_image
+from zsseg.dense_prediction import TestTimeAugmentation, augmented
 from zsseg.network import load_network
 from zsseg.predict import (build_classifier, find_images, find_run, fraction_table, parse_class_names, segment,
                            write_prediction)
 from zsseg.stage import stage_run
 
 PARAMS = ("seed", "threads", "device", "backbone.mixed_precision", "generator.real_features_per_class", "classifier",
-          "evaluate.batch_size", "embed.path")
+          "evaluate.batch_size", "evaluate.scales", "evaluate.flip", "embed.path")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,12 +51,19 @@ def main(argv: list[str] | None = None) -> None:
         stage.log.info("round %s, %d classes, %d image(s)", run.round_directory, len(names), len(images))
         classifier = build_classifier(run, names, params, stage.device, args.refit, stage.log.info)
         network, _ = load_network(run.network_path, stage.device)
+        augmentation = None
+        if augmented(params.evaluate.scales, params.evaluate.flip):
+            augmentation = TestTimeAugmentation.of_network(network, params.evaluate.scales, params.evaluate.flip,
+                                                           stage.device, params.backbone.mixed_precision)
+            stage.log.info("test-time augmentation: scales %s%s", params.evaluate.scales,
+                           ", each also flipped" if params.evaluate.flip else "")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         results = {}
         for path in tqdm(images, desc="predict", unit="img"):
             image = read_rgb_image(path)
-            labels = segment(network, classifier, image, stage.device, params.backbone.mixed_precision)
+            labels = segment(network, classifier, image, stage.device, params.backbone.mixed_precision,
+                             augmentation)
             results[str(path)] = write_prediction(out, path.stem, path, image, labels, names, run)
         print(fraction_table(results))
 

@@ -160,6 +160,10 @@ class TableParams:
 class EvaluateParams:
     batch_size: int
     absent_classes: Literal["skip", "zero"]
+    # Test-time augmentation (zsseg/dense_prediction.py): the evaluate stage and `zsseg predict` average the
+    # softmax over these image scales, and over the flipped image too with ``flip``. [1.0] and false: none.
+    scales: list[float] = field(default_factory=lambda: [1.0])
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             if spec.default is not dataclasses.MISSING:
                 values[name] = spec.default
                 continue
+            if spec.default_factory is not dataclasses.MISSING:
+                values[name] = spec.default_factory()
+                continue
             raise ParamsError(f"params.yaml: missing key {key} ({_type_name(hints[name])})")
         values[name] = _convert(data[name], hints[name], key)
     return cls(**values)
@@ -397,6 +404,10 @@ def _check_ranges(params: Params) -> None:
     _require(0 <= params.dataset.dev_fraction < 1, "dataset.dev_fraction", params.dataset.dev_fraction,
              "a share in [0, 1) of the training images held out as the dev split")
     _require(params.demo.dev_images >= 0, "demo.dev_images", params.demo.dev_images, "an integer >= 0")
+    scales = params.evaluate.scales
+    _require(bool(scales) and all(0 < scale < float("inf") for scale in scales), "evaluate.scales", scales,
+             "a non-empty list of finite image scale factors > 0, e.g. [0.75, 1.0, 1.25] ([1.0]: no multi-scale "
+             "test-time augmentation)")
     for prefix, resources in (("resources", params.resources),
                               *((f"resources.stages.{name}", own) for name, own in params.resources.stages.items())):
         for name, least in (("mem_mb", 1), ("runtime", 1), ("gpus", 0)):

@@ -1,5 +1,7 @@
 """Evaluation of every result of every method of a run on a split, from the network: each batch of images
-goes through the run's frozen network once, and every classifier classifies its features.
+goes through the run's frozen network once, and every classifier classifies its features. With test-time
+augmentation (``evaluate.scales``, ``evaluate.flip``), each view of each batch goes through it once
+(zsseg/dense_prediction.py).
 
 Val and dev are not cached (zsseg/feature_cache.py): at VOC and Pascal-Context sizes their features would
 take more disk than everything else a cell writes, and the network's pass over them is the same work the
@@ -17,33 +19,48 @@ import torch
 from torch import nn
 
 from zsseg.classifier import LOG_FILE, load_classifier
+from zsseg.config import ParamsError
 from zsseg.datasets.folder import ClassSplit
-from zsseg.dense_prediction import predict
-from zsseg.feature_extraction import SplitBatch
+from zsseg.dense_prediction import TestTimeAugmentation, predict
+from zsseg.feature_extraction import ImageBatch, SplitBatch
 from zsseg.methods import Result, final_results, results
 from zsseg.metrics import confusion_matrix, segmentation_metrics
 
 
-def evaluate_classifiers(batches: Iterable[SplitBatch], classifiers: list[nn.Linear], num_classes: int,
-                         device: torch.device) -> list[np.ndarray]:
-    """The confusion matrix of each classifier over the images of ``batches``, each batch used by all of them."""
+def evaluate_classifiers(batches: Iterable[SplitBatch | ImageBatch], classifiers: list[nn.Linear], num_classes: int,
+                         device: torch.device, augmentation: TestTimeAugmentation | None = None) -> list[np.ndarray]:
+    """The confusion matrix of each classifier over the images of ``batches``, each batch used by all of them:
+    their features (SplitBatch), or with ``augmentation`` their images (ImageBatch, zsseg/dense_prediction.py)."""
     confusions = [np.zeros((num_classes, num_classes), dtype=np.int64) for _ in classifiers]
     for batch in batches:
+        if augmentation is not None and not isinstance(batch, ImageBatch):
+            raise ParamsError(f"params.yaml: evaluate.scales = {augmentation.scales}, evaluate.flip = "
+                              f"{augmentation.flip}: test-time augmentation runs the network on each rescaled or "
+                              f"flipped image, and these batches hold feature maps at scale 1 only (cached or "
+                              f"computed): set evaluate.scales: [1.0] and evaluate.flip: false, or pass the images")
+        if augmentation is None and not isinstance(batch, SplitBatch):
+            raise TypeError("evaluation without test-time augmentation classifies feature maps (SplitBatch)")
         labels = torch.cat([torch.from_numpy(label).reshape(-1) for label in batch.labels])
-        for confusion, classifier in zip(confusions, classifiers):
+        if augmentation is None:
+            predictions = (predict(batch, classifier, device) for classifier in classifiers)
+        else:
+            predictions = augmentation.labels(classifiers, batch.images, f"prediction: image {batch.ids[0]!r}..")
+        for confusion, predicted in zip(confusions, predictions):
             # One count per batch: per image, the bookkeeping costs more than the counting.
-            predictions = torch.cat([prediction.reshape(-1) for prediction in predict(batch, classifier, device)])
-            confusion += confusion_matrix(labels, predictions, num_classes)
+            predicted = torch.cat([prediction.reshape(-1) for prediction in predicted])
+            confusion += confusion_matrix(labels, predicted, num_classes)
     return confusions
 
 
-def evaluate_run(batches: Iterable[SplitBatch], class_split: ClassSplit, run: Path, rounds: list[int],
-                 absent_classes: str, device: torch.device) -> Iterator[tuple[Result, dict, np.ndarray]]:
+def evaluate_run(batches: Iterable[SplitBatch | ImageBatch], class_split: ClassSplit, run: Path, rounds: list[int],
+                 absent_classes: str, device: torch.device, augmentation: TestTimeAugmentation | None = None,
+                 ) -> Iterator[tuple[Result, dict, np.ndarray]]:
     """Every result of every method in the run directory ``run``: its metrics and confusion matrix on the
-    images of ``batches``. A recursive round's metrics also record how many unseen classes it mined."""
+    images of ``batches`` (see evaluate_classifiers). A recursive round's metrics also record how many unseen
+    classes it mined."""
     found = results(rounds)
     confusions = evaluate_classifiers(batches, [load_classifier(run / result.directory) for result in found],
-                                      class_split.num_classes, device)
+                                      class_split.num_classes, device, augmentation)
     for result, confusion in zip(found, confusions):
         metrics = segmentation_metrics(confusion, list(class_split.names), list(class_split.unseen), absent_classes)
         log = json.loads((run / result.directory / LOG_FILE).read_text())

@@ -112,6 +112,28 @@ def split_features(network: SegmentationNetwork, dataset: FolderDataset, split: 
                              [item[3] for item in run])
 
 
+@dataclass
+class ImageBatch:
+    """Consecutive images of one size and their labels: what test-time augmentation classifies, running the
+    network on each view of the images itself (zsseg/dense_prediction.py)."""
+
+    ids: list[str]
+    images: list[np.ndarray]    # (H, W, 3) uint8 RGB each
+    labels: list[np.ndarray]    # (H, W) uint8 each
+
+
+def split_images(dataset: FolderDataset, split: str, batch_size: int, workers: int = 0,
+                 ids: Sequence[str] | None = None) -> Iterator[ImageBatch]:
+    """The images of ``split`` (or of ``ids`` of it) and their labels, read as split_features reads them:
+    ``batch_size`` at a time, in groups of one size."""
+    ids = list(dataset.ids(split) if ids is None else ids)
+    loader = DataLoader(_SplitImages(dataset, ids, None, images=True), batch_size=batch_size, num_workers=workers,
+                        collate_fn=list)
+    for items in tqdm(loader, desc=f"network {split}", unit="batch", leave=False):
+        for run in _same_size_runs(items):
+            yield ImageBatch([item[0] for item in run], [item[1] for item in run], [item[2] for item in run])
+
+
 @torch.no_grad()
 def write_training_caches(network: SegmentationNetwork, dataset: FolderDataset, class_split: ClassSplit,
                           directory: Path, params: FeaturesParams, seed: int, device: torch.device,

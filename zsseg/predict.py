@@ -31,7 +31,7 @@ from zsseg.atomic import atomic_path  # noqa: E402
 from zsseg.classifier import train_classifier  # noqa: E402
 from zsseg.config import Params  # noqa: E402
 from zsseg.datasets.folder import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
-from zsseg.dense_prediction import dense_labels  # noqa: E402
+from zsseg.dense_prediction import TestTimeAugmentation, dense_labels  # noqa: E402
 from zsseg.embeddings import class_embeddings  # noqa: E402
 from zsseg.errors import InputError  # noqa: E402
 from zsseg.feature_cache import LABELLED_FILE, FeatureCache  # noqa: E402
@@ -181,9 +181,11 @@ def _embedding_source(run: TrainedRun, params: Params) -> tuple[str, str | None]
 
 @torch.no_grad()
 def segment(network: SegmentationNetwork, classifier: nn.Linear, image: np.ndarray, device: torch.device,
-            use_mixed_precision: bool) -> np.ndarray:
-    """Class indices (H, W) of one image at its own size, as the evaluate stage classifies it (dense_labels):
-    the run's own classifier reproduces its prediction."""
+            use_mixed_precision: bool, augmentation: TestTimeAugmentation | None = None) -> np.ndarray:
+    """Class indices (H, W) of one image at its own size, as the evaluate stage classifies it (dense_labels,
+    or with ``augmentation``, its test-time augmentation): the run's own classifier reproduces its prediction."""
+    if augmentation is not None:
+        return augmentation.labels([classifier], [image], "predict")[0][0].numpy()
     features = network_features(network, [image], device, use_mixed_precision)
     return dense_labels(classifier, torch.from_numpy(features), image.shape[:2], device, "predict")[0].numpy()
 

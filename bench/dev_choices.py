@@ -74,14 +74,15 @@ def run(params: dict, data: Path, names: tuple[str, ...]) -> None:
 def dev_metrics(run_directory: Path, round_index: int, params: dict) -> dict:
     """The dev metrics of a round, as the evaluate stage computes them: from the run's network."""
     values = parse_params(params)
-    dataset = FolderDataset(run_directory / "dataset")
+    dataset = FolderDataset(run_directory / "dataset", values.dataset.background)
     class_split = dataset.class_split(values.dataset.unseen)
     network, _ = load_network(run_directory / "backbone" / NETWORK_FILE, torch.device("cpu"))
     batches = split_features(network, dataset, "dev", values.features.batch_size, torch.device("cpu"),
                              maps=shared_maps(run_directory / "encoder_maps.h5", values.backbone))
     confusion, = evaluate_classifiers(batches, [load_classifier(run_directory / "rounds" / str(round_index))],
                                       class_split.num_classes, torch.device("cpu"))
-    return segmentation_metrics(confusion, class_split.names, class_split.unseen, values.evaluate.absent_classes)
+    return segmentation_metrics(confusion, class_split.names, class_split.unseen, values.evaluate.absent_classes,
+                                class_split.ignored)
 
 
 def link_shared(source: Path, target: Path, names: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ from zsseg.resume_state import TrainingCheckpoint, resume_params_hash, resume_st
 from zsseg.runtime import SeedPurpose, derive_seed, seed_everything
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone")
+PARAMS = ("seed", "threads", "device", "dataset.unseen", "dataset.background", "backbone")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "encoder": "encoder maps written by the encode stage",
              "output": "directory for network.pt and training_log.json (the training's resume state lies beside "
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         check_training_params(backbone)
         seed = derive_seed(params.seed, SeedPurpose.BACKBONE)
         seed_everything(seed)
-        dataset = FolderDataset(stage.args.dataset)
+        dataset = FolderDataset(stage.args.dataset, params.dataset.background)
         class_split = dataset.class_split(params.dataset.unseen)
         if weights_of(backbone) is not None and dataset.source.get("imagenet_overlap"):
             warning = imagenet_weights_warning(backbone.weights)

@@ -9,7 +9,8 @@ from zsseg.classifier import save_classifier
 from zsseg.feature_cache import open_training_caches
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "generator.real_features_per_class", "classifier", "evaluate.batch_size")
+PARAMS = ("seed", "threads", "device", "dataset.background", "generator.real_features_per_class", "classifier",
+          "evaluate.batch_size")
 ARGUMENTS = {"features": "directory written by the features stage",
              "labels": ".h5 written by the ceiling_labels stage",
              "output": "directory for the classifier"}

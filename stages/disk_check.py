@@ -1,6 +1,7 @@
 """Stage `disk_check` (the K grid only): before any cell writes its feature caches, the disk that the cells
 still to run will need (predicted, zsseg/disk.py) against the free space of data/'s filesystem. Refuses
-when it does not fit, unless table.check_free_space is false."""
+when it does not fit, unless table.check_free_space is false; and refuses an explicit list of unseen classes
+that the grid's K values would not run (FolderDataset.check_grid_split)."""
 
 import json
 from pathlib import Path
@@ -10,8 +11,8 @@ from zsseg.datasets.folder import FolderDataset
 from zsseg.disk import check_free_space, grid_needs
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "backbone", "features", "generator.real_features_per_class", "classifier.sampling",
-          "recursion.rounds", "recursion.per_class_cap", "table")
+PARAMS = ("seed", "threads", "dataset.unseen", "backbone", "features", "generator.real_features_per_class",
+          "classifier.sampling", "recursion.rounds", "recursion.per_class_cap", "table")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "grid": "directory holding k<K>/s<seed>/ for every K and seed",
              "output": ".json of the need and the free space"}
@@ -20,7 +21,9 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
 def main(argv: list[str] | None = None) -> None:
     with stage_run("disk_check", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         params, grid = stage.params, Path(stage.args.grid)
-        needs = grid_needs(params, FolderDataset(stage.args.dataset), grid, stage.log.info)
+        dataset = FolderDataset(stage.args.dataset)
+        dataset.check_grid_split(params.dataset.unseen, params.table.k_values)
+        needs = grid_needs(params, dataset, grid, stage.log.info)
         if params.table.check_free_space:
             figures = check_free_space(needs, grid)
         else:

@@ -22,8 +22,8 @@ from zsseg.metrics import write_confusion_csv
 from zsseg.network import NETWORK_FILE, load_network
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone", "features.batch_size", "evaluate",
-          "recursion.rounds")
+PARAMS = ("seed", "threads", "device", "dataset.unseen", "dataset.background", "backbone", "features.batch_size",
+          "evaluate", "recursion.rounds")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
@@ -37,7 +37,7 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
 def main(argv: list[str] | None = None) -> None:
     with stage_run("evaluate", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         args, params = stage.args, stage.params
-        dataset = FolderDataset(args.dataset)
+        dataset = FolderDataset(args.dataset, params.dataset.background)
         class_split = dataset.class_split(params.dataset.unseen)
         network, _ = load_network(Path(args.backbone) / NETWORK_FILE, stage.device)
         maps = shared_maps(args.encoder, params.backbone)

@@ -12,7 +12,7 @@ from zsseg.network import NETWORK_FILE, load_network
 from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.unseen", "backbone", "features")
+PARAMS = ("seed", "threads", "device", "dataset.unseen", "dataset.background", "backbone", "features")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
@@ -22,7 +22,7 @@ ARGUMENTS = {"dataset": "directory written by the prepare stage",
 def main(argv: list[str] | None = None) -> None:
     with stage_run("features", __doc__, PARAMS, ARGUMENTS, argv) as stage:
         params = stage.params
-        dataset = FolderDataset(stage.args.dataset)
+        dataset = FolderDataset(stage.args.dataset, params.dataset.background)
         class_split = dataset.class_split(params.dataset.unseen)
         network, _ = load_network(Path(stage.args.backbone) / NETWORK_FILE, stage.device)
         attributes = {"params_hash": cache_params_hash(params), "backbone": params.backbone.arch}

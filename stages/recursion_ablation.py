@@ -11,11 +11,12 @@ from zsseg.rounds import save_round, train_recursive_round
 from zsseg.sampling import load_seen_samples
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batch_size", "recursion.rounds",
-          "recursion.threshold", "recursion.per_class_cap", "recursion.min_count", "recursion.zs_mmd_lambda",
-          "recursion.generator_steps", "recursion.mining_pool", "recursion.weighting", "recursion.selection",
-          "recursion.per_image_cap", "recursion.allow_empty_rounds", "recursion.pseudo_labels_in_classifier",
-          "recursion.thresholds", "recursion.class_top_percent", "recursion.class_threshold_floor", "recursion.guard")
+PARAMS = ("seed", "threads", "device", "dataset.background", "generator", "classifier", "evaluate.batch_size",
+          "recursion.rounds", "recursion.threshold", "recursion.per_class_cap", "recursion.min_count",
+          "recursion.zs_mmd_lambda", "recursion.generator_steps", "recursion.mining_pool", "recursion.weighting",
+          "recursion.selection", "recursion.per_image_cap", "recursion.allow_empty_rounds",
+          "recursion.pseudo_labels_in_classifier", "recursion.thresholds", "recursion.class_top_percent",
+          "recursion.class_threshold_floor", "recursion.guard")
 ARGUMENTS = {"start": "directory of round 0 (ZS3Net's generator and classifier)",
              "features": "directory written by the features stage",
              "samples": ".h5 written by the samples stage",

@@ -17,12 +17,12 @@ from zsseg.curves import plot_training_curves, training_curves, write_curves
 from zsseg.datasets.folder import FolderDataset
 from zsseg.methods import round_curve
 from zsseg.provenance import machine_provenance
-from zsseg.report import (grid_features, markdown_table, methods_table, plot_mining_precision, plot_rounds,
+from zsseg.report import (PROTOCOLS, grid_features, markdown_table, methods_table, plot_mining_precision, plot_rounds,
                           precision_table, prediction_grid, provenance_view, summary_table, views_markdown)
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.name", "dataset.unseen", "embed.source", "backbone",
-          "features.batch_size", "recursion.rounds", "report")
+PARAMS = ("seed", "threads", "device", "dataset.name", "dataset.unseen", "dataset.background", "embed.source",
+          "backbone", "features.batch_size", "recursion.rounds", "report")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "backbone": "directory written by the backbone stage",
              "encoder": "encoder maps written by the encode stage",
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         methods = methods_table(args.metrics, rounds)
         mining = precision_table(pd.read_csv(args.mining_precision, keep_default_na=False, na_values=[""]),
                                  args.metrics, rounds)
-        dataset = FolderDataset(args.dataset)
+        dataset = FolderDataset(args.dataset, params.dataset.background)
         class_split = dataset.class_split(params.dataset.unseen)
         batches, images = grid_features(params, Path(args.backbone), Path(args.encoder), dataset, stage.device)
         classifiers = {f"round {result.round}": load_classifier(Path(args.run) / result.directory)
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             write_curves(curves, plots_directory)
             (directory / "summary.md").write_text(
                 f"# Generalised zero-shot results per round ({params.dataset.name}, "
-                f"{len(class_split.unseen)} unseen classes, {params.embed.source} embeddings)\n\n"
+                f"{len(class_split.unseen)} unseen classes, {params.embed.source} embeddings; "
+                f"{PROTOCOLS[params.dataset.background]})\n\n"
                 + markdown_table(frame) + "\n## Methods\n\n" + markdown_table(methods) + "\n"
                 + "## What each round mined (a diagnostic: the ceiling's unseen labels, read by no training stage)"
                 + "\n\nPer unseen class: the pseudo-features the round mined; the share (%) in mixed blocks (object "

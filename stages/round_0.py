@@ -7,7 +7,7 @@ from zsseg.rounds import save_round, train_round_zero
 from zsseg.sampling import load_seen_samples
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "generator", "classifier", "evaluate.batch_size")
+PARAMS = ("seed", "threads", "device", "dataset.background", "generator", "classifier", "evaluate.batch_size")
 ARGUMENTS = {"features": "directory written by the features stage",
              "samples": ".h5 written by the samples stage",
              "embeddings": ".npz written by the embed stage",

@@ -8,8 +8,8 @@ from zsseg.feature_cache import LABELLED_FILE, open_cache
 from zsseg.sampling import draw_seen_samples, samples_params_hash, save_seen_samples
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "generator.real_features_per_class",
-          "classifier.sampling", "evaluate.batch_size")
+PARAMS = ("seed", "threads", "dataset.background", "generator.real_features_per_class", "classifier.sampling",
+          "evaluate.batch_size")
 ARGUMENTS = {"features": "directory written by the features stage",
              "output": ".h5 of the samples"}
 

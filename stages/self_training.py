@@ -8,8 +8,8 @@ from zsseg.sampling import load_seen_samples
 from zsseg.self_training import train_self_training
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "generator.real_features_per_class", "classifier", "self_training",
-          "evaluate.batch_size", "recursion.mining_pool")
+PARAMS = ("seed", "threads", "device", "dataset.background", "generator.real_features_per_class", "classifier",
+          "self_training", "evaluate.batch_size", "recursion.mining_pool")
 ARGUMENTS = {"previous": "directory of round 0 (its classifier and generator)",
              "features": "directory written by the features stage",
              "samples": ".h5 written by the samples stage",

@@ -12,14 +12,14 @@ from zsseg.datasets.folder import FolderDataset
 from zsseg.methods import METHODS, ceiling, final_results
 from zsseg.pipeline import grid_cell
 from zsseg.provenance import machine_provenance
-from zsseg.report import (TABLE_COLUMNS, backbones_note, final_rows, grid_features, grid_markdown, grid_table,
-                          intervals_note, mean_table, mean_views, paired_table, plot_grid_methods, plot_grid_rounds,
-                          plot_unseen_classes, prediction_grid, provenance_view, result_title, views_html,
-                          views_markdown)
+from zsseg.report import (PROTOCOLS, TABLE_COLUMNS, backbones_note, final_rows, grid_features, grid_markdown,
+                          grid_table, intervals_note, mean_table, mean_views, paired_table, plot_grid_methods,
+                          plot_grid_rounds, plot_unseen_classes, prediction_grid, provenance_view, result_title,
+                          views_html, views_markdown)
 from zsseg.stage import stage_run
 
-PARAMS = ("seed", "threads", "device", "dataset.name", "backbone", "features.batch_size", "table", "recursion.rounds",
-          "report")
+PARAMS = ("seed", "threads", "device", "dataset.name", "dataset.background", "backbone", "features.batch_size",
+          "table", "recursion.rounds", "report")
 ARGUMENTS = {"dataset": "directory written by the prepare stage",
              "encoder": "encoder maps written by the encode stage",
              "grid": "directory holding k<K>/s<seed>/ for every K and seed",
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         # The qualitative grid shows the largest K, where the methods differ most, for the first seed.
         k, seed = max(k_values), seeds[0]
         run = grid_cell(args.grid, k, seed)
-        dataset = FolderDataset(args.dataset)
+        dataset = FolderDataset(args.dataset, params.dataset.background)
         class_split = dataset.class_split(k)
         batches, images = grid_features(params, run / "backbone", Path(args.encoder), dataset, stage.device)
         classifiers = {result_title(result): load_classifier(run / result.directory)
@@ -43,14 +43,16 @@ def main(argv: list[str] | None = None) -> None:
         names = ", ".join(method.name for method in METHODS)
         backbones = backbones_note(params.table.backbone_per_seed, seeds)
         note = f"{intervals_note(seeds)} {backbones}"
-        header = (f"# Generalised zero-shot segmentation on {params.dataset.name}: {names}\n\n"
+        protocol = PROTOCOLS[params.dataset.background]
+        header = (f"# Generalised zero-shot segmentation on {params.dataset.name}, {protocol}: {names}\n\n"
                   f"Seeds {seeds}; a method with rounds is shown by its last round ({rounds[-1]}). The "
                   f"{ceiling().name} is an upper bound that learns from unseen labels: never a zero-shot result. "
                   f"unseen_of_ceiling is a method's unseen mIoU divided by the ceiling's in the same cell. "
                   f"{note}\n\n")
         provenance = machine_provenance(params.threads, stage.device)
         views = [*mean_views(means, paired), provenance_view(provenance)]
-        title = f"Generalised zero-shot segmentation on {params.dataset.name}, K = {k_values}, seeds {seeds}"
+        title = (f"Generalised zero-shot segmentation on {params.dataset.name}, {protocol}, K = {k_values}, "
+                 f"seeds {seeds}")
         every_seed = [("Every seed, final results", final_rows(table)[list(TABLE_COLUMNS[1:])])]
         with atomic_path(args.output, directory=True) as directory:
             table.to_csv(directory / "summary.csv", index=False)

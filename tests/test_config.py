@@ -79,7 +79,8 @@ def test_word2vec_needs_a_path():
     ("backbone.checkpoint", "/nowhere/ckpt.pth", "backbone.checkpoint = '/nowhere/ckpt.pth': expected null or the path"),
     ("backbone.optimizer", "lbfgs", "backbone.optimizer = 'lbfgs': expected one of adamw, sgd"),
     ("backbone.crop_size", 8, "backbone.crop_size = 8: expected null"),
-    ("dataset.name", "voc2007", "dataset.name = 'voc2007': expected one of demo, folder, voc, context, cocostuff"),
+    ("dataset.name", "voc2007",
+     "dataset.name = 'voc2007': expected one of demo, folder, voc, context, context33, cocostuff"),
 ])
 def test_backbone_and_dataset_choices_are_checked(key, value, message):
     data = with_value(key, value)
@@ -136,6 +137,7 @@ def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
     from zsseg import config
     from zsseg.feature_cache import precision_datasets
     from zsseg.generator import INITS, NOISES
+    from zsseg.labels import IGNORED_CLASSES
     from zsseg.metrics import ABSENT_CLASSES
     from zsseg.pseudo_features import GUARDS, MINING_POOLS, SELECTIONS, THRESHOLD_RULES, WEIGHTINGS
     from zsseg.sampling import CLASSIFIER_SAMPLINGS
@@ -144,7 +146,8 @@ def test_every_choice_in_params_is_exactly_the_registry_that_implements_it():
     registries = {"generator.noise": NOISES, "generator.init": INITS, "classifier.sampling": CLASSIFIER_SAMPLINGS,
                   "recursion.mining_pool": MINING_POOLS, "recursion.weighting": WEIGHTINGS,
                   "recursion.selection": SELECTIONS, "recursion.thresholds": THRESHOLD_RULES, "recursion.guard": GUARDS, "self_training.selection": SELF_TRAINING_SELECTIONS,
-                  "evaluate.absent_classes": ABSENT_CLASSES, "features.precision": precision_datasets(1)}
+                  "evaluate.absent_classes": ABSENT_CLASSES, "features.precision": precision_datasets(1),
+                  "dataset.background": IGNORED_CLASSES}
     choices = {}
     for section, section_type in typing.get_type_hints(config.Params).items():
         if dataclasses.is_dataclass(section_type):

@@ -85,7 +85,7 @@ def test_refusals_write_nothing(tmp_path, capsys, assignments, culprit):
 def test_unknown_preset_lists_the_presets(tmp_path, capsys):
     with pytest.raises(SystemExit):
         apply(tmp_path, "cityscapes")
-    assert "expected one of cocostuff, context, voc, zs3net" in capsys.readouterr().err
+    assert "expected one of cocostuff, context, context-cagnet, voc, voc15, zs3net" in capsys.readouterr().err
 
 
 def fidelity_column() -> dict:

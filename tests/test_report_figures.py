@@ -18,8 +18,8 @@ from matplotlib.transforms import Bbox
 from zsseg.datasets.folder import ClassSplit
 from zsseg.feature_extraction import SplitBatch
 from zsseg.methods import final_results, results
-from zsseg.report import (FIGURE_DPI, SMALLEST_TEXT_PT, mean_table, plot_grid_methods, plot_grid_rounds, plot_rounds,
-                          plot_unseen_classes, prediction_grid, result_title)
+from zsseg.report import (ACCURACIES, FIGURE_DPI, SMALLEST_TEXT_PT, mean_table, plot_grid_methods, plot_grid_rounds,
+                          plot_rounds, plot_unseen_classes, prediction_grid, result_title)
 
 VOC_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
              "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -101,7 +101,8 @@ def grid_rows() -> tuple[pd.DataFrame, pd.DataFrame]:
         hiou, unseen = random.uniform(20, 80, size=2)
         rows.append({"k": k, "seed": seed, "method": result.method.name, "round": result.round, "hiou": hiou,
                      "unseen_miou": unseen, "seen_miou": random.uniform(60, 80), "miou": random.uniform(40, 70),
-                     "pixel_acc": random.uniform(80, 95), "unseen_of_ceiling": random.uniform(0, 1)})
+                     "pixel_acc": random.uniform(80, 95), "unseen_of_ceiling": random.uniform(0, 1),
+                     **{accuracy: random.uniform(40, 95) for accuracy in ACCURACIES}})
         classes += [{"k": k, "seed": seed, "method": result.method.name, "round": result.round, "class": name,
                      "iou": random.uniform(0, 100)} for name in VOC_NAMES[-k:]]
     return pd.DataFrame(rows), pd.DataFrame(classes)

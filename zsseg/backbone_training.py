@@ -283,24 +283,27 @@ def train_segmentation_network(network: SegmentationNetwork, dataset: FolderData
         if not params.freeze_encoder:
             network.encoder.train()
         for inputs, target in batches(epoch, batches_done):
-            with mixed_precision(device, params.mixed_precision):
-                if precomputed:
-                    low, high = inputs
-                    logits = network.classifier(network.head(low.to(device), high.to(device)))
-                else:
-                    logits = network(inputs.to(device, non_blocking=True).float())
-            loss = F.cross_entropy(upsample_bilinear(logits.float(), target.shape[1:]),
-                                   target.to(device, non_blocking=True), ignore_index=IGNORE_INDEX)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"backbone: epoch {epoch}: loss is {loss.item()}")
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            # A batch without a labelled pixel (crops of background alone, with dataset.background: ignore) has no
+            # loss (0/0) and nothing to learn from: no step, and the schedule moves on as for any batch.
+            if bool((target != IGNORE_INDEX).any()):
+                with mixed_precision(device, params.mixed_precision):
+                    if precomputed:
+                        low, high = inputs
+                        logits = network.classifier(network.head(low.to(device), high.to(device)))
+                    else:
+                        logits = network(inputs.to(device, non_blocking=True).float())
+                loss = F.cross_entropy(upsample_bilinear(logits.float(), target.shape[1:]),
+                                       target.to(device, non_blocking=True), ignore_index=IGNORE_INDEX)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"backbone: epoch {epoch}: loss is {loss.item()}")
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * target.shape[0]
+                images_seen += target.shape[0]
             batches_done += 1
             # The poly schedule's position: the steps done, counted from where the training stands.
             optimiser.schedule((1 - (epoch * steps_per_epoch + batches_done) / total_steps) ** 0.9)
-            total += loss.item() * target.shape[0]
-            images_seen += target.shape[0]
             if resume and batches_done < steps_per_epoch and resume.due():
                 save(epoch, epoch_generator)
         log.append({"epoch": epoch, "loss": total / max(images_seen, 1)})

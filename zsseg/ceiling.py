@@ -24,7 +24,7 @@ from zsseg.classifier import train_classifier
 from zsseg.config import Params
 from zsseg.datasets.folder import FolderDataset
 from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, TrainingCaches
-from zsseg.labels import block_labels
+from zsseg.labels import block_labels, ignored_classes
 from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import sample_class_features
 
@@ -73,8 +73,10 @@ class CeilingPixels:
 
 def train_ceiling(params: Params, caches: TrainingCaches, labels_path: Path, device: torch.device,
                   log: Callable[[str], None]) -> tuple[nn.Linear, dict]:
-    """The final classifier on up to ``generator.real_features_per_class`` real features of every class."""
-    classes = list(range(len(caches.class_names)))
+    """The final classifier on up to ``generator.real_features_per_class`` real features of every class (but
+    background with ``dataset.background: ignore``: its pixels are 255 in both label files, and its row is masked)."""
+    ignored = ignored_classes(params.dataset.background)
+    classes = [c for c in range(len(caches.class_names)) if c not in ignored]
     real = sample_class_features(CeilingPixels(caches, labels_path), classes, params.generator.real_features_per_class,
                                  derive_seed(params.seed, SeedPurpose.CEILING_SAMPLES),
                                  batch_size=params.evaluate.batch_size)
@@ -82,7 +84,7 @@ def train_ceiling(params: Params, caches: TrainingCaches, labels_path: Path, dev
         if c not in real:
             log(f"warning: class {caches.class_names[c]!r} has no labelled feature pixel in the training images")
     counts = {caches.class_names[c]: int(real[c].shape[0]) for c in real}
-    classifier, classifier_log = train_classifier(real, len(classes), params.classifier,
+    classifier, classifier_log = train_classifier(real, len(caches.class_names), params.classifier,
                                                   derive_seed(params.seed, SeedPurpose.CEILING_CLASSIFIER), device,
-                                                  "ceiling")
+                                                  "ceiling", masked=ignored)
     return classifier, {"real_features": counts, "classifier": classifier_log}

@@ -32,19 +32,40 @@ def linear_classifier(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
 
 FixedRows = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
+# The logit of a masked class (``dataset.background: ignore``): its row is weight 0 and this bias, whatever the
+# features. Its softmax probability is exactly 0 in float32 beside any trained row's logit, so no argmax (the
+# evaluation, the report, `zsseg predict`) and no softmax confidence (the mining, ZS5Net) ever picks it. Finite,
+# unlike -inf: F.interpolate's zero-weight taps would turn -inf into NaN, and it stays finite in float16.
+MASKED_LOGIT = -1.0e4
+
+
+def masked_row(feature_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(feature_dim), torch.tensor(MASKED_LOGIT)
+
+
+def is_masked(classifier: nn.Linear, c: int) -> bool:
+    """Whether row ``c`` of a trained classifier is a masked class's (``masked_row``)."""
+    return bool(classifier.bias[c] == MASKED_LOGIT and not classifier.weight[c].any())
+
 
 def train_classifier(features: dict[int, torch.Tensor], num_classes: int, params: ClassifierParams, seed: int,
                      device: torch.device, stage: str, unseen: Sequence[int] = (),
-                     fixed_rows: FixedRows | None = None) -> tuple[nn.Linear, list[dict]]:
+                     fixed_rows: FixedRows | None = None, masked: Sequence[int] = ()) -> tuple[nn.Linear, list[dict]]:
     """The final 1x1 classifier over all classes, trained on real seen plus generated unseen features,
     with cross-entropy weight ``classifier.unseen_weight`` on the ``unseen`` classes (ZS3Net: 100).
 
     ``fixed_rows`` maps classes to a (weight, bias) row that is kept as it is: only the other rows
-    learn, so adding a class moves pixels to it and nowhere else.
+    learn, so adding a class moves pixels to it and nowhere else. A ``masked`` class (the background that
+    ``dataset.background: ignore`` takes out of the task) gets the fixed ``masked_row``: it has no features, it
+    takes no share of the softmax in training, and the saved classifier never predicts it.
     """
+    overlap = sorted(set(masked) & set(features))
+    if overlap:
+        raise ValueError(f"{stage}: classes {overlap} are masked but have training features")
     rng = torch_generator(seed)
     inputs = torch.cat([features[c] for c in sorted(features)])
     targets = torch.cat([torch.full((features[c].shape[0],), c, dtype=torch.int64) for c in sorted(features)])
+    fixed_rows = {**(fixed_rows or {}), **{c: masked_row(inputs.shape[1]) for c in masked}}
     torch.manual_seed(seed)
     classifier = nn.Linear(inputs.shape[1], num_classes).to(device)
     if fixed_rows:

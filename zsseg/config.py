@@ -41,6 +41,15 @@ class DatasetParams:
     unseen: int | list[str]
     dev_fraction: float
     dev_seed: int
+    # include: background (class 0) is a seen class like the others (ZS3Net). ignore: its pixels are ignored
+    # (255) by every training stage and by evaluation, and it is never predicted (SPNet, CaGNet).
+    background: Literal["include", "ignore"] = "include"
+
+
+# Keys added after artifacts were hashed with ``section_hash``: at this value, a key is hashed as if absent, so
+# that every artifact made before it (a feature cache, a backbone's resume state, a run's samples) keeps its
+# hash, and a run that leaves the key at it stays byte-identical. Any other value is hashed.
+HASHED_UNLESS = {"dataset.background": "include"}
 
 
 @dataclass(frozen=True)
@@ -212,9 +221,15 @@ class Params:
 
     def section_hash(self, *sections: str, without: Sequence[str] = ()) -> str:
         """A short stable hash of the named top-level sections, stored in artifacts that they made; ``without``:
-        dotted keys of those sections left out (a key that cannot change the artifact)."""
+        dotted keys of those sections left out (a key that cannot change the artifact). A key of
+        ``HASHED_UNLESS`` at its value is left out too."""
         chosen = {name: self.raw.get(name) for name in sorted(sections)}
-        for key in without:
+        at_default = []
+        for key, default in HASHED_UNLESS.items():
+            section, name = key.split(".")
+            if isinstance(chosen.get(section), dict) and chosen[section].get(name, default) == default:
+                at_default.append(key)
+        for key in [*without, *at_default]:
             section, name = key.split(".")
             chosen[section] = {other: value for other, value in chosen[section].items() if other != name}
         digest = hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode())

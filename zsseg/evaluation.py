@@ -62,7 +62,8 @@ def evaluate_run(batches: Iterable[SplitBatch | ImageBatch], class_split: ClassS
     confusions = evaluate_classifiers(batches, [load_classifier(run / result.directory) for result in found],
                                       class_split.num_classes, device, augmentation)
     for result, confusion in zip(found, confusions):
-        metrics = segmentation_metrics(confusion, list(class_split.names), list(class_split.unseen), absent_classes)
+        metrics = segmentation_metrics(confusion, list(class_split.names), list(class_split.unseen), absent_classes,
+                                       class_split.ignored)
         log = json.loads((run / result.directory / LOG_FILE).read_text())
         if "mined_classes" in log:
             metrics["mined_classes"] = log["mined_classes"]

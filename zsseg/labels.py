@@ -5,6 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 IGNORE_INDEX = 255
+BACKGROUND = 0
+
+
+# dataset.background: the classes it takes out of the task. include: none, background is a seen class (ZS3Net's
+# K-splits); ignore: background (SPNet's and CaGNet's protocol). An ignored class's pixels are 255 wherever a
+# label is loaded (FolderDataset.load_label), it has no training sample, its classifier row is masked so that it
+# is never predicted (zsseg/classifier.py), and no metric counts it (zsseg/metrics.py).
+IGNORED_CLASSES: dict[str, tuple[int, ...]] = {"include": (), "ignore": (BACKGROUND,)}
+
+
+def ignored_classes(background: str) -> tuple[int, ...]:
+    """The classes that ``dataset.background`` takes out of the task (IGNORED_CLASSES)."""
+    return IGNORED_CLASSES[background]
 
 
 def block_labels(label: np.ndarray, stride: int, purity: float, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Generalised zero-shot segmentation metrics from a confusion matrix.
 
 Rows are ground truth, columns are predictions. A class that is predicted but absent from the ground
-truth has IoU 0 and counts in the means. A class that is absent from the ground truth and never predicted
+truth has IoU 0 and counts in the means (but a class that ``dataset.background: ignore`` takes out of the task,
+which counts in none). A class that is absent from the ground truth and never predicted
 has an undefined IoU (0/0) and accuracy: ``evaluate.absent_classes`` decides. ``skip`` (our default)
 leaves it out of every mean and reports it as null; ``zero`` counts it as 0, as ZS3Net's evaluator does
 (``np.nan_to_num`` before its means), which lowers the means of a val set that lacks a class.
@@ -82,20 +83,30 @@ ABSENT_CLASSES = {"skip": lambda values: values, "zero": np.nan_to_num}
 
 
 def segmentation_metrics(confusion: np.ndarray, class_names: Sequence[str], unseen: Sequence[int],
-                         absent_classes: str = "skip") -> dict:
+                         absent_classes: str = "skip", ignored: Sequence[int] = ()) -> dict:
     """Flat metrics in percent (``pixel_acc, mean_acc, miou, seen_miou, unseen_miou, hiou`` and the
     seen/unseen pixel and mean accuracies), plus ``per_class_iou`` as {name: percent or None} and the names
-    of the ``unseen_classes``."""
+    of the ``unseen_classes``.
+
+    An ``ignored`` class (background, with ``dataset.background: ignore``) is neither seen nor unseen: its
+    ground-truth pixels are left out as 255 are (its row of the confusion matrix is dropped), it counts in no
+    mean whatever ``absent_classes`` says, and its IoU is null. A pixel of another class predicted as it still
+    counts against that class."""
     unseen = sorted(set(unseen))
-    seen = [c for c in range(len(class_names)) if c not in unseen]
+    seen = [c for c in range(len(class_names)) if c not in unseen and c not in ignored]
+    counted = [c for c in range(len(class_names)) if c not in ignored]
+    if ignored:
+        confusion = confusion.copy()
+        confusion[list(ignored)] = 0
     iou = ABSENT_CLASSES[absent_classes](per_class_iou(confusion))
     accuracy = ABSENT_CLASSES[absent_classes](per_class_accuracy(confusion))
+    iou[list(ignored)] = accuracy[list(ignored)] = np.nan
     total = confusion.sum()
     seen_miou, unseen_miou = _nanmean(iou[seen]), _nanmean(iou[unseen])
     values = {
         "pixel_acc": float(np.diag(confusion).sum() / total) if total else float("nan"),
-        "mean_acc": _nanmean(accuracy),
-        "miou": _nanmean(iou),
+        "mean_acc": _nanmean(accuracy[counted]),
+        "miou": _nanmean(iou[counted]),
         "seen_miou": seen_miou,
         "unseen_miou": unseen_miou,
         "hiou": harmonic_mean(seen_miou, unseen_miou),

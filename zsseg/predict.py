@@ -28,7 +28,7 @@ from torch import nn  # noqa: E402
 
 from zsseg.classifier import CLASSIFIER_FILE, load_classifier  # noqa: E402
 from zsseg.atomic import atomic_path  # noqa: E402
-from zsseg.classifier import train_classifier  # noqa: E402
+from zsseg.classifier import is_masked, train_classifier  # noqa: E402
 from zsseg.config import Params  # noqa: E402
 from zsseg.datasets.folder import IMAGE_SUFFIXES, DatasetError, check_image  # noqa: E402
 from zsseg.dense_prediction import TestTimeAugmentation, dense_labels  # noqa: E402
@@ -147,8 +147,11 @@ def build_classifier(run: TrainedRun, names: list[str], params: Params, device: 
     except ValueError as error:
         raise PredictError(f"--classes: {error}") from error
     known = {name: index for index, name in enumerate(run.class_names)}
+    # A class the run masked (background, with dataset.background: ignore) stays masked, --refit or not: the run
+    # never saw its pixels, and it is never predicted.
+    masked = [position for position, name in enumerate(names) if name in known and is_masked(trained, known[name])]
     seen = {position: known[name] for position, name in enumerate(names)
-            if name in known and known[name] not in run.unseen}
+            if name in known and known[name] not in run.unseen and position not in masked}
     cache = FeatureCache(run.labelled_cache)
     if cache.class_names != run.class_names:
         raise PredictError(f"{run.labelled_cache}: cached for classes {cache.class_names}, the round has "
@@ -157,19 +160,19 @@ def build_classifier(run: TrainedRun, names: list[str], params: Params, device: 
                                  derive_seed(params.seed, SeedPurpose.PREDICT_SAMPLES),
                                  batch_size=params.evaluate.batch_size)
     features = {position: real[index] for position, index in seen.items() if index in real}
-    others = [position for position in range(len(names)) if position not in features]
+    others = [position for position in range(len(names)) if position not in features and position not in masked]
     features |= generate_features(load_generator(run.round_directory, vectors), vectors, others,
                                   params.classifier.generated_per_class,
                                   derive_seed(params.seed, SeedPurpose.PREDICT_FEATURES),
                                   device, "predict")
     fixed = {} if refit else {position: (trained.weight[known[name]].detach(), trained.bias[known[name]].detach())
-                              for position, name in enumerate(names) if name in known}
+                              for position, name in enumerate(names) if name in known and position not in masked}
     new = [name for name in names if name not in known]
     log(f"fitting {'every row' if refit else f'rows for {len(new)} new name(s): {new}'} on real features of "
         f"{len(features) - len(others)} seen and generated features of {len(others)} other classes")
     classifier, _ = train_classifier(features, len(names), params.classifier,
                                      derive_seed(params.seed, SeedPurpose.PREDICT_CLASSIFIER), device, "predict",
-                                     others, fixed)
+                                     others, fixed, masked)
     return classifier
 
 

@@ -25,7 +25,7 @@ from ruamel.yaml.comments import CommentedSeq
 from zsseg.atomic import atomic_path
 from zsseg.backbone_training import check_training_params
 from zsseg.config import Params, ParamsError, choose, parse_assignment, parse_params
-from zsseg.datasets.registry import DATASETS
+from zsseg.datasets.registry import DATASETS, check_background
 from zsseg.embeddings import check_embed_params
 
 # Inside the package, so that an installed wheel has them as well as the checkout.
@@ -41,6 +41,7 @@ def validate(data: Any) -> Params:
     """params.yaml content checked as a whole: every key, and every value that names a registry entry."""
     params = parse_params(data)
     choose(DATASETS, "dataset.name", params.dataset.name)
+    check_background(params.dataset.name, params.dataset.background)
     check_embed_params(params.embed)
     check_training_params(params.backbone)
     return params

@@ -387,6 +387,12 @@ def mean_views(means: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[str, pd.
     return views
 
 
+# dataset.background as every report and table title states it: the two protocols' numbers are not comparable
+# (CaGNet's README), and a table must not be taken for the other's.
+PROTOCOLS = {"include": "background as a seen class (ZS3Net protocol)",
+             "ignore": "background ignored (SPNet/CaGNet protocol)"}
+
+
 def intervals_note(seeds: Sequence[int]) -> str:
     """What the spread and the intervals over the seeds measure, and how far to trust them."""
     return (f"Every seed trains on the same images and is scored on the same val and dev images: the standard "

@@ -18,6 +18,7 @@ from zsseg.classifier import load_classifier, save_classifier, train_classifier
 from zsseg.config import Params
 from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import FeatureGenerator, generate_features, load_generator, save_generator, train_generator
+from zsseg.labels import ignored_classes
 from zsseg.pseudo_features import (GUARDS, PSEUDO_FEATURES_FILE, NothingMinedError, PseudoFeatures,
                                    extract_pseudo_features, load_pool_predictions, pool_rows, save_pool_predictions)
 from zsseg.runtime import SeedPurpose, derive_seed
@@ -55,7 +56,8 @@ def _fit_classifier(params: Params, generator: FeatureGenerator, embeddings: tor
     for u, features in (pseudo_labelled or {}).items():
         generated[u] = torch.cat([generated[u], features])
     return train_classifier({**samples.classifier, **generated}, len(caches.class_names), params.classifier,
-                            derive_seed(params.seed, SeedPurpose.CLASSIFIER, round_index), device, stage, caches.unseen)
+                            derive_seed(params.seed, SeedPurpose.CLASSIFIER, round_index), device, stage, caches.unseen,
+                            masked=ignored_classes(params.dataset.background))
 
 
 def train_round_zero(params: Params, caches: TrainingCaches, samples: SeenSamples, embeddings: torch.Tensor,

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from zsseg.config import Params
 from zsseg.feature_cache import CacheBatch, CacheError, FeatureCache, cache_params_hash, precision_datasets
+from zsseg.labels import ignored_classes
 from zsseg.runtime import SeedPurpose, derive_seed, torch_generator
 
 SAMPLES_FILE = "samples.h5"
@@ -104,8 +105,10 @@ class SeenSamples:
 
 
 def draw_seen_samples(params: Params, labelled: FeatureCache, log: Callable[[str], None]) -> SeenSamples:
-    """Both samples from the labelled cache (each from its own SeedPurpose), each in one streamed pass."""
-    seen = [c for c in range(len(labelled.class_names)) if c not in labelled.unseen]
+    """Both samples from the labelled cache (each from its own SeedPurpose), each in one streamed pass. Background
+    is no seen class with ``dataset.background: ignore`` (its cached pixels are 255)."""
+    ignored = ignored_classes(params.dataset.background)
+    seen = [c for c in range(len(labelled.class_names)) if c not in labelled.unseen and c not in ignored]
     real = sample_class_features(labelled, seen, params.generator.real_features_per_class,
                                  derive_seed(params.seed, SeedPurpose.SEEN_SAMPLES),
                                  batch_size=params.evaluate.batch_size)

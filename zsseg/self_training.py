@@ -13,6 +13,7 @@ from zsseg.classifier import load_classifier, train_classifier
 from zsseg.config import Params
 from zsseg.feature_cache import TrainingCaches
 from zsseg.generator import generate_features, load_generator
+from zsseg.labels import ignored_classes
 from zsseg.pseudo_features import MINING_POOLS, first_per_group, score_pool
 from zsseg.runtime import SeedPurpose, derive_seed
 from zsseg.sampling import SeenSamples
@@ -103,5 +104,5 @@ def train_self_training(params: Params, previous: str | Path, caches: TrainingCa
     seed = derive_seed(params.seed, SeedPurpose.SELF_TRAINING_CLASSIFIER)
     classifier, classifier_log = train_classifier({**samples.classifier, **unseen_features},
                                                   len(caches.class_names), params.classifier, seed, device, stage,
-                                                  caches.unseen)
+                                                  caches.unseen, masked=ignored_classes(params.dataset.background))
     return classifier, {"pseudo_labels": stats, "classifier": classifier_log}

@@ -13,7 +13,8 @@ README, and labels.md: "Removed from COCO."), so 171 classes are used: they beco
 order, and 255 stays ignored. An unused or out-of-range index in an annotation is refused, naming the file.
 
 COCO-Stuff has no background class: index 0 of classes.txt is person, a class like the others (always
-seen, as the folder format makes index 0). Train is train2017, val is val2017; the `prepare` stage holds
+seen, as the folder format makes index 0), and ``dataset.background: ignore`` is refused (SPNet and CaGNet
+ignore only the 255 pixels here). Train is train2017, val is val2017; the `prepare` stage holds
 out ``dataset.dev_fraction`` of train as dev. unseen.txt holds the 15 unseen classes of SPNet's split
 (its ``novel_cls.npy``, in that order), which CaGNet follows: K = 15 is the published split.
 """
@@ -127,4 +128,4 @@ def prepare_cocostuff(root: Path, output: Path, workers: int, log: Callable[[str
 
 
 # Its published numbers (SPNet, CaGNet) start from ImageNet-1k weights: no warning about them.
-ADAPTER = DatasetAdapter("cocostuff", prepare_cocostuff)
+ADAPTER = DatasetAdapter("cocostuff", prepare_cocostuff, has_background=False)

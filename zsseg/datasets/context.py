@@ -9,6 +9,13 @@
 The 459 labels are mapped to the 59 classes by name, with ZS3Net's fixes (the 59-class list says
 diningtable, bedcloth, clothes where the 459 list says table, bedclothes, cloth). Every other pixel
 is background, as in ZS3Net.
+
+``dataset.name: context33`` is CaGNet's Pascal-Context split from the same files (classes-59.txt is not
+read): 33 of the 59 classes, in the order and with the indices of CaGNet's ``dataset/context/labels.txt``
+(github.com/bcmi/CaGNet-Zero-Shot-Semantic-Segmentation), 4 of them unseen (its ``split/novel_cls.npy``:
+cow, motorbike, sofa, cat; K = 4 of unseen.txt). Every other pixel, the other 26 classes' included, is class
+0, which CaGNet's ``labels_refined.txt`` calls "unlabel" and ignores: run it with ``dataset.background:
+ignore`` (the ``context-cagnet`` preset), as CaGNet does.
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ UNSEEN_ORDER = ("cow", "motorbike", "sofa", "cat", "boat", "fence", "bird", "tvm
 
 # ZS3Net's renames between the 59-class list and the 459-class list.
 NAME_FIXES = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+
+# CaGNet's 33 classes (dataset/context/labels.txt, indices 1..33, spelt as the 59-class list spells them), and
+# its 4 unseen ones (split/novel_cls.npy: 10, 14, 18, 8), in that order: ZS3Net's first 4 too.
+CAGNET_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+                  "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor", "sky",
+                  "grass", "ground", "road", "building", "tree", "water", "mountain", "wall", "floor", "track",
+                  "keyboard", "ceiling")
+CAGNET_UNSEEN = ("cow", "motorbike", "sofa", "cat")
 
 
 def indexed_names(path: Path) -> list[str]:
@@ -59,15 +74,28 @@ def context_index_map(full_names: Sequence[str], task_names: Sequence[str], sour
 
 
 def prepare_context(root: Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
-    annotations = root / "full_annotations"
-    full_names = indexed_names(annotations / "labels.txt")
     class_names = indexed_names(root / "classes-59.txt")
     if len(class_names) == 59 and class_names[0] != "background":
         class_names.insert(0, "background")
     if len(class_names) != 60:
         raise DatasetError(f"{root / 'classes-59.txt'}: expected 60 lines (background and 59 classes), "
                            f"found {len(class_names)}")
-    full_to_task = context_index_map(full_names, class_names, root / "classes-59.txt")
+    _prepare(root, output, workers, log, class_names, root / "classes-59.txt", UNSEEN_ORDER)
+
+
+def prepare_context33(root: Path, output: Path, workers: int, log: Callable[[str], None]) -> None:
+    """CaGNet's 33 classes (see the module docstring); every other pixel is class 0."""
+    _prepare(root, output, workers, log, ["background", *CAGNET_CLASSES], root / "full_annotations" / "labels.txt",
+             CAGNET_UNSEEN)
+    log(f"CaGNet's Pascal-Context split: {len(CAGNET_CLASSES)} classes, every other pixel class 0 (run it with "
+        f"dataset.background: ignore)")
+
+
+def _prepare(root: Path, output: Path, workers: int, log: Callable[[str], None], class_names: list[str],
+             names_source: Path, unseen_order: Sequence[str]) -> None:
+    annotations = root / "full_annotations"
+    full_names = indexed_names(annotations / "labels.txt")
+    full_to_task = context_index_map(full_names, class_names, names_source)
     image_directories = [root / "pascal" / "VOCdevkit" / version / "JPEGImages" for version in ("VOC2010", "VOC2012")]
     splits = {split: list(dict.fromkeys(read_lines(root / f"{split}.txt"))) for split in ("train", "val")}
     overlap = set(splits["train"]) & set(splits["val"])
@@ -80,8 +108,9 @@ def prepare_context(root: Path, output: Path, workers: int, log: Callable[[str],
         if not source.is_file():
             raise DatasetError(f"{source}: label of id {image_id!r} not found")
         label_jobs[image_id] = (context_label, source, full_to_task)
-    unseen = resolve_class_names(UNSEEN_ORDER, class_names, "Pascal-Context unseen order")
+    unseen = resolve_class_names(unseen_order, class_names, "Pascal-Context unseen order")
     write_prepared(output, class_names, unseen, splits, images, label_jobs, workers, log)
 
 
 ADAPTER = DatasetAdapter("context", prepare_context, imagenet_overlap=True)
+CAGNET_ADAPTER = DatasetAdapter("context33", prepare_context33, imagenet_overlap=True)

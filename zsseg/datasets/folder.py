@@ -3,7 +3,8 @@
 Each dataset is data plus a small adapter (:class:`DatasetAdapter`, one per module of this package:
 ``demo``, ``folder``, ``voc``, ``context``) that turns it into this format once. The format is::
 
-    ROOT/classes.txt     one class name per line; line 1 is index 0 = background
+    ROOT/classes.txt     one class name per line; line 1 is index 0 = background (a dataset without one,
+                         such as COCO-Stuff, has a class of its own there: see has_background)
     ROOT/train.txt       image ids, one per line (also val.txt, and the optional dev.txt)
     ROOT/images/ID.jpg   RGB (.jpg or .png); grayscale, palette and RGBA images are converted to RGB
                          (alpha dropped) when loaded, with a note from the prepare stage
@@ -28,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from zsseg.errors import InputError
-from zsseg.labels import IGNORE_INDEX
+from zsseg.labels import BACKGROUND, IGNORE_INDEX, IGNORED_CLASSES, ignored_classes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # train: training (its unlabelled images carry no label); val: the final report; dev: every choice tuned.
@@ -52,18 +53,24 @@ class DatasetAdapter:
     # Its classes are among ImageNet-1k's, so a backbone pretrained on all of ImageNet has seen its
     # unseen classes; the backbone stage warns about such weights.
     imagenet_overlap: bool = False
+    # Its class 0 is background. False for a dataset whose index 0 is a class of its own (COCO-Stuff's person):
+    # dataset.background: ignore is refused before the prepare stage converts it (the folder adapter's own
+    # classes.txt is checked by FolderDataset, see has_background).
+    has_background: bool = True
 
 
 @dataclass(frozen=True)
 class ClassSplit:
-    """Class names with the indices that are unseen during training (background is always seen)."""
+    """Class names with the indices that are unseen during training (background is never unseen), and those that
+    ``dataset.background: ignore`` takes out of the task (background), which are neither seen nor unseen."""
 
     names: tuple[str, ...]
     unseen: tuple[int, ...]
+    ignored: tuple[int, ...] = ()
 
     @property
     def seen(self) -> tuple[int, ...]:
-        return tuple(index for index in range(len(self.names)) if index not in self.unseen)
+        return tuple(index for index in range(len(self.names)) if index not in self.unseen + self.ignored)
 
     @property
     def num_classes(self) -> int:
@@ -140,14 +147,34 @@ def read_rgb_image(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: unreadable image ({error})") from error
 
 
-class FolderDataset:
-    """A segmentation dataset in the folder format (see the module docstring)."""
+def has_background(class_names: tuple[str, ...]) -> bool:
+    """Whether class 0 is a background class: its name is "background" (any case; "__background__" too). The
+    folder format makes index 0 background, but a dataset without one (COCO-Stuff: index 0 is person) has a
+    class of its own there, which ``dataset.background: ignore`` must not take away."""
+    return class_names[BACKGROUND].strip("_").lower() == "background"
 
-    def __init__(self, root: str | Path) -> None:
+
+class FolderDataset:
+    """A segmentation dataset in the folder format (see the module docstring).
+
+    ``background`` is ``dataset.background``: with ``ignore``, every label it loads has its background pixels
+    set to 255, so no training stage and no evaluation sees them (the unlabelled bit, which looks at unseen
+    pixels alone, is unchanged), and its class splits leave background out of the seen classes."""
+
+    def __init__(self, root: str | Path, background: str = "include") -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset directory not found")
         self.class_names = read_class_names(self.root / "classes.txt")
+        if background not in IGNORED_CLASSES:
+            raise ValueError(f"background = {background!r}: expected one of {', '.join(IGNORED_CLASSES)}")
+        if background == "ignore" and not has_background(self.class_names):
+            raise DatasetError(f"dataset.background = 'ignore': {self.root / 'classes.txt'} has no background class "
+                               f"to ignore (class 0 is {self.class_names[0]!r}, not 'background'); every pixel of "
+                               f"this dataset is a class of its own or unlabelled (255). Set dataset.background: "
+                               f"include")
+        self.background = background
+        self.ignored = ignored_classes(background)
         source = self.root / SOURCE_FILE
         # Where the prepare stage took the dataset from: {"dataset", "root", "imagenet_overlap"}.
         self.source: dict = json.loads(source.read_text()) if source.is_file() else {}
@@ -175,7 +202,20 @@ class FolderDataset:
             indices.append(self.class_names.index(name))
         if len(set(indices)) != len(indices):
             raise DatasetError(f"dataset.unseen: duplicate class names in {names}")
-        return ClassSplit(self.class_names, tuple(indices))
+        return ClassSplit(self.class_names, tuple(indices), self.ignored)
+
+    def check_grid_split(self, unseen: int | list[str], k_values: list[int]) -> None:
+        """The K grid runs each cell with ``dataset.unseen`` = K, the first K of unseen.txt. An explicit list of
+        unseen classes (a published split: SPNet's, CaGNet's) is refused unless the grid runs exactly it:
+        ``table.k_values`` = [its length], and the first that many of unseen.txt are its classes."""
+        if isinstance(unseen, int):
+            return
+        k = len(unseen)
+        if k_values != [k] or set(self.unseen_order[:k]) != set(unseen):
+            raise DatasetError(f"dataset.unseen = {unseen}: the K grid (table.k_values = {k_values}) runs the first "
+                               f"K classes of {self.root / 'unseen.txt'} ({', '.join(self.unseen_order)}) in each "
+                               f"cell, not this list; run this split as the single run (`dvc repro`, "
+                               f"`snakemake all`), or set dataset.unseen to a K")
 
     def has_split(self, split: str) -> bool:
         return (self.root / f"{split}.txt").is_file()
@@ -210,7 +250,8 @@ class FolderDataset:
         return read_rgb_image(self.image_path(image_id))
 
     def load_label(self, image_id: str, expected_size: tuple[int, int] | None = None) -> np.ndarray:
-        """The label map as an (H, W) uint8 array of class indices, 255 = ignore."""
+        """The label map as an (H, W) uint8 array of class indices, 255 = ignore; with ``background`` ignore,
+        background pixels are 255 too. Every stage reads labels through here."""
         path = self.label_path(image_id)
         try:
             with Image.open(path) as image:
@@ -226,6 +267,8 @@ class FolderDataset:
         if expected_size is not None and label.shape != expected_size:
             raise DatasetError(f"{path}: label size {label.shape[1]}x{label.shape[0]} does not match its image "
                                f"({expected_size[1]}x{expected_size[0]})")
+        if self.ignored:
+            label = np.where(np.isin(label, self.ignored), IGNORE_INDEX, label).astype(np.uint8)
         return label
 
     def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:

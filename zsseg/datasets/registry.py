@@ -6,13 +6,22 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from zsseg.config import choose
+from zsseg.config import ParamsError, choose
 from zsseg.datasets import cocostuff, context, demo, folder, voc
 from zsseg.datasets.folder import SOURCE_FILE, DatasetAdapter, DatasetError
 
 DATASETS: dict[str, DatasetAdapter] = {adapter.name: adapter for adapter in
                                        (demo.ADAPTER, folder.ADAPTER, voc.ADAPTER, context.ADAPTER,
-                                        cocostuff.ADAPTER)}
+                                        context.CAGNET_ADAPTER, cocostuff.ADAPTER)}
+
+
+def check_background(name: str, background: str) -> None:
+    """Refuse ``dataset.background: ignore`` for a dataset without a background class, before any work."""
+    adapter = choose(DATASETS, "dataset.name", name)
+    if background == "ignore" and not adapter.has_background:
+        raise ParamsError(f"params.yaml: dataset.background = 'ignore': dataset {name!r} has no background class to "
+                          f"ignore (its class 0 is a class of its own, and every pixel is one of its classes or "
+                          f"unlabelled, 255); set dataset.background: include")
 
 
 def prepare_dataset(name: str, root: str | Path, output: Path, workers: int, log: Callable[[str], None]) -> None:

@@ -260,7 +260,8 @@ def test_grid_table_has_a_row_per_k_seed_method_and_round(grid_run):
 
     frame = pd.read_csv(grid_run / "data" / "table" / "summary.csv")
     assert list(frame.columns) == ["dataset", "k", "seed", "method", "round", "pixel_acc", "mean_acc", "seen_miou",
-                                   "unseen_miou", "miou", "hiou", "mined_classes", "unseen_of_ceiling"]
+                                   "unseen_miou", "miou", "hiou", "mined_classes", "seen_pixel_acc",
+                                   "unseen_pixel_acc", "seen_mean_acc", "unseen_mean_acc", "unseen_of_ceiling"]
     mined = frame[frame["method"] == "recursive ZS-MMD"]["mined_classes"]
     assert (mined >= 1).all() and frame[frame["method"] == "ZS3Net"]["mined_classes"].isna().all()
     assert [tuple(row) for row in frame[["k", "seed", "method", "round"]].itertuples(index=False)] == [
@@ -494,6 +495,6 @@ def test_the_single_run_report_shows_the_training_curves_in_chromium(snakemake_r
         browser, page = open_report(playwright, report)
         shown = figures_as_shown(page, snakemake_run / "data")
         browser.close()
-    assert set(shown) == {"predictions", "rounds", "training_curves"}, shown
+    assert set(shown) == {"predictions", "rounds", "training_curves", "mining_precision"}, shown
     assert shown["training_curves"]["natural"] == FIGURE_INCHES[0] * FIGURE_DPI
     assert_readable_as_shown(shown)

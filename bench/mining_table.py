@@ -20,25 +20,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from zsseg.methods import proposed, round_curve  # noqa: E402
+from zsseg.methods import round_curve  # noqa: E402
 from zsseg.pipeline import grid_cell  # noqa: E402
+from zsseg.report import precision_table  # noqa: E402
 
 
 def cell_rows(data: Path, k: int, seed: int, rounds: list[int], split: str) -> list[dict]:
+    """The report's mining table of one cell (zsseg.report.precision_table), with round 0's class IoUs."""
     cell = grid_cell(data, k, seed)
-    mined = pd.read_csv(cell / "mining_precision.csv", keep_default_na=False, na_values=[""])
-    mined = mined[mined["method"] == proposed().name].set_index(["round", "class"])
-    rows = []
-    for result in round_curve(rounds):
-        metrics = json.loads((cell / split / f"{result.metrics}.json").read_text())
-        for name in metrics["unseen_classes"]:
-            found = mined.loc[(result.round, name)] if (result.round, name) in mined.index else None
-            rows.append({"k": k, "seed": seed, "round": result.round, "class": name,
-                         "pseudo_features": 0 if found is None else int(found["pseudo_features"]),
-                         "mined": found is not None,
-                         "precision": None if found is None else float(found["precision"]),
-                         "iou": metrics["per_class_iou"].get(name)})
-    return rows
+    mined = precision_table(pd.read_csv(cell / "mining_precision.csv", keep_default_na=False, na_values=[""]),
+                            cell / split, rounds)
+    start = json.loads((cell / split / f"{round_curve(rounds)[0].metrics}.json").read_text())
+    round_zero = pd.DataFrame({"round": 0, "class": start["unseen_classes"], "pseudo_features": 0,
+                               "iou": [start["per_class_iou"].get(name) for name in start["unseen_classes"]]})
+    frame = pd.concat([round_zero, mined], ignore_index=True)
+    frame["mined"] = frame["pseudo_features"] > 0
+    return [{"k": k, "seed": seed, **row} for row in frame.to_dict("records")]
 
 
 def main() -> None:

@@ -37,6 +37,15 @@ def predict(batch: SplitBatch, classifier: nn.Linear, device: torch.device) -> l
     return list(labels)
 
 
+def rounded_logits(classifier: nn.Linear, features: torch.Tensor, device: torch.device, where: str) -> torch.Tensor:
+    """The logits (B, C, h, w) of feature maps (B, h, w, D) rounded to float16 first (dense_labels says why);
+    NaN or Inf stops with ``where`` named."""
+    logits = classifier.to(device)(features.to(device).half().float()).permute(0, 3, 1, 2)
+    if not torch.isfinite(logits).all():
+        raise NumericalError(f"{where}: logits contain NaN or Inf")
+    return logits
+
+
 @torch.no_grad()
 def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int, int], device: torch.device,
                  where: str) -> torch.Tensor:
@@ -48,9 +57,7 @@ def dense_labels(classifier: nn.Linear, features: torch.Tensor, size: tuple[int,
     which could flip a pixel whose two top logits tie; rounded, they are the same, so `zsseg predict`
     reproduces the evaluate stage's prediction.
     """
-    logits = classifier.to(device)(features.to(device).half().float()).permute(0, 3, 1, 2)
-    if not torch.isfinite(logits).all():
-        raise NumericalError(f"{where}: logits contain NaN or Inf")
+    logits = rounded_logits(classifier, features, device, where)
     # A few images at a time: their full-size logits stay in the CPU's caches (16 demo images: 22 MB; 64 at
     # once took 1.4x as long). Each image's result is the same either way.
     labels = []
@@ -84,9 +91,7 @@ def view_probabilities(classifier: nn.Linear, features: torch.Tensor, size: tupl
     """Softmax probabilities (B, C, H, W) of one view's feature maps (B, h, w, D): the logits of the features
     rounded to float16 (as dense_labels rounds them), upsampled bilinearly to ``size``, softmax over the
     classes; a flipped view's mirrored back."""
-    logits = classifier.to(device)(features.to(device).half().float()).permute(0, 3, 1, 2)
-    if not torch.isfinite(logits).all():
-        raise NumericalError(f"{where}: logits contain NaN or Inf")
+    logits = rounded_logits(classifier, features, device, where)
     probabilities = F.interpolate(logits, size=size, mode="bilinear", align_corners=False).softmax(dim=1)
     return probabilities.flip(-1) if flipped else probabilities
 

@@ -21,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from zsseg.methods import round_curve  # noqa: E402
+from zsseg.mining_precision import read_mining_precision  # noqa: E402
 from zsseg.pipeline import grid_cell  # noqa: E402
 from zsseg.report import precision_table  # noqa: E402
 
@@ -28,7 +29,7 @@ from zsseg.report import precision_table  # noqa: E402
 def cell_rows(data: Path, k: int, seed: int, rounds: list[int], split: str) -> list[dict]:
     """The report's mining table of one cell (zsseg.report.precision_table), with round 0's class IoUs."""
     cell = grid_cell(data, k, seed)
-    mined = precision_table(pd.read_csv(cell / "mining_precision.csv", keep_default_na=False, na_values=[""]),
+    mined = precision_table(read_mining_precision(cell / "mining_precision.csv"),
                             cell / split, rounds)
     start = json.loads((cell / split / f"{round_curve(rounds)[0].metrics}.json").read_text())
     round_zero = pd.DataFrame({"round": 0, "class": start["unseen_classes"], "pseudo_features": 0,

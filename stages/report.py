@@ -9,13 +9,12 @@ the figures go to the report directory, which DVC caches.
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from zsseg.classifier import load_classifier
 from zsseg.atomic import atomic_path
 from zsseg.curves import plot_training_curves, training_curves, write_curves
 from zsseg.datasets.folder import FolderDataset
 from zsseg.methods import round_curve
+from zsseg.mining_precision import read_mining_precision
 from zsseg.provenance import machine_provenance
 from zsseg.report import (PROTOCOLS, grid_features, markdown_table, methods_table, plot_mining_precision, plot_rounds,
                           precision_table, prediction_grid, provenance_view, summary_table, views_markdown)
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds = sorted(params.recursion.rounds)
         frame = summary_table(args.metrics, rounds)
         methods = methods_table(args.metrics, rounds)
-        mining = precision_table(pd.read_csv(args.mining_precision, keep_default_na=False, na_values=[""]),
+        mining = precision_table(read_mining_precision(args.mining_precision),
                                  args.metrics, rounds)
         dataset = FolderDataset(args.dataset, params.dataset.background)
         class_split = dataset.class_split(params.dataset.unseen)

@@ -29,6 +29,11 @@ COLUMNS = ("method", "round", "class", "pseudo_features", "mixed_share", "precis
            "other_share")
 
 
+def read_mining_precision(path: str | Path) -> pd.DataFrame:
+    """The stage's CSV as written: only an empty cell is missing, so no class name reads as NaN ("NA", "null")."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def pool_truth(caches: TrainingCaches, labels_path: Path, pool: str) -> np.ndarray:
     """The true label of every row of the mining pool ``pool``, in its row order."""
     parts = []

@@ -181,6 +181,22 @@ def test_per_class_mining_uses_the_class_s_own_scores_in_the_pool(cache, classif
     assert stats["b"]["skipped"] and stats["b"]["threshold"] == 0.99999 and pseudo.features.shape[0] == 0
 
 
+def test_at_most_global_lowers_only_the_thresholds_above_the_global_one(cache, classifier):
+    # Class 2's own scores in the pool: 0.8, 0.97, 0.5, 0.85, 0.7, 0.93.
+    own = [stored(x) for x in (0.8, 0.97, 0.5, 0.85, 0.7, 0.93)]
+    for threshold, top_percent, expected in (
+            (stored(0.9), 20, [0.93, 0.97]),               # its own (that of 0.93) is above: the global one
+            (stored(0.9), 50, [0.85, 0.93, 0.97]),         # its own (that of 0.85) is lower: its own
+            (stored(0.75), 50, [0.8, 0.85, 0.93, 0.97]),   # that of 0.85 is above: the global one again
+            (0.99, 100, [0.5, 0.7, 0.8, 0.85, 0.93, 0.97])):  # every pixel: its own, that of 0.5
+        pseudo, stats = mine(cache, classifier, [2], params(thresholds="at_most_global", threshold=threshold,
+                                                            class_top_percent=top_percent,
+                                                            class_threshold_floor=0.0), 2, CPU, 0)
+        assert mined_x(pseudo) == expected
+        assert stats["b"]["threshold"] == pytest.approx(
+            min(threshold, brute_force_threshold(own, top_percent, 0.0)), rel=1e-6)
+
+
 def test_rescaled_weights_use_the_class_s_own_threshold(cache, classifier):
     pseudo, stats = mine(cache, classifier, [2], params(thresholds="per_class", class_top_percent=50,
                                                         class_threshold_floor=0.0, weighting="rescaled"), 2, CPU, 0)

@@ -130,7 +130,7 @@ class ClassifierParams:
 class RecursionParams:
     rounds: dict[int, int]
     threshold: float
-    thresholds: Literal["global", "per_class"]
+    thresholds: Literal["global", "per_class", "at_most_global"]
     class_top_percent: float
     class_threshold_floor: float
     guard: Literal["none", "agreement"]

@@ -6,7 +6,8 @@ the unlabelled training images, by default); a pixel whose top class is an unsee
 confidence c >= t_u is a candidate pseudo-feature of u. The threshold t_u is ``threshold`` for every class
 (``thresholds: global``), or each class's own (``per_class``): the confidence at the top
 ``class_top_percent`` % of the pool pixels whose top class is u, never below ``class_threshold_floor``
-(CBST's class-balanced selection, Zou et al., ECCV 2018, applied to pseudo-features). With ``guard:
+(CBST's class-balanced selection, Zou et al., ECCV 2018, applied to pseudo-features), or the lower of the
+two (``at_most_global``). With ``guard:
 agreement``, a candidate must also have been the top class u of the classifier before the previous one
 (from round 2 on). Per class, ``per_class_cap`` of them are kept (``selection``: the most confident, or a
 uniform random sample), at most ``per_image_cap`` from one image, each weighted by ``weighting`` (c itself,
@@ -182,6 +183,11 @@ GUARDS: dict[str, bool] = {"none": False, "agreement": True}
 THRESHOLD_RULES: dict[str, Callable[..., dict[int, float]]] = {
     "global": lambda caches, classifier, unseen, recursion, *_: {u: recursion.threshold for u in unseen},
     "per_class": _per_class_thresholds,
+    # The per-class threshold only where it is lower than the global one: a class with enough pixels above
+    # `threshold` keeps all of them (the global rule's count), and a class that rule starves gets its own.
+    "at_most_global": lambda caches, classifier, unseen, recursion, *rest: {
+        u: min(recursion.threshold, threshold)
+        for u, threshold in _per_class_thresholds(caches, classifier, unseen, recursion, *rest).items()},
 }
 
 

@@ -1,24 +1,31 @@
-"""Benchmark: what one real-size cell (one K, one seed) of a VOC or Pascal-Context grid costs, predicted from
-synthetic cells of the real shape at a few fractions of the real size.
+"""Benchmark: what one real-size cell (one K, one seed) of a VOC, Pascal-Context or COCO-Stuff grid costs,
+predicted from synthetic cells of the real shape at a few fractions of the real size.
 
-Usage: python bench/scale.py --dataset voc|context [--fractions 1/32 1/16 1/8] [--k 10] [--seed 0]
+Usage: python bench/scale.py --dataset voc|context|cocostuff [--fractions 1/32 1/16 1/8] [--k K] [--seed 0]
                              [--unlabelled-share S] [--work DIR] [--json PATH]   (from the project root, venv active)
+       (--k: the largest of the preset's table.k_values unless given: 10 for VOC and Context, 15 for COCO-Stuff)
 
-No VOC or Context data can be downloaded here, so each cell is made up, with the real shape:
+No VOC, Context or COCO-Stuff data can be downloaded here, so each cell is made up, with the real shape:
 
 - the preset's params (zsseg/preset_files/NAME.yaml over params.yaml): its stride (4), feature dimension
   (256) and batch sizes;
-- the real class list and ZS3Net's unseen order, the real split sizes x F (VOC: 10,582 train images, of
-  which dataset.dev_fraction is held out as dev, and 1,449 val; Context: 4,998 and 5,105), and image sizes
-  drawn from VOC's common ones (500 px on the long side, about 500 x 370 on average);
+- the real class list and unseen order (ZS3Net's; COCO-Stuff: SPNet's 15, from zsseg/datasets/cocostuff.py),
+  the real split sizes x F (VOC: 10,582 train images, of which dataset.dev_fraction is held out as dev, and
+  1,449 val; Context: 4,998 and 5,105; COCO-Stuff: train2017's 118,287 and val2017's 5,000), and image sizes
+  drawn from the dataset's common ones (the shape's image_sizes: VOC's and Context's 500 px on the long side,
+  about 500 x 370 on average; COCO's 640 px, mostly 640 x 480, in shares assumed in COCO_ASSUMED_IMAGE_SIZES);
 - objects placed at random, each class in the share of images that VOC2012's trainval statistics give it
   (IMAGE_SHARES), independently of the others. The share of unlabelled training images at K follows from
   those shares (at K = 10 on VOC about 44%); Context's classes that VOC lacks take the shares assumed in
-  CONTEXT_ASSUMED_SHARES. ``--unlabelled-share`` overrides it: each training image then holds an unseen
-  object with that probability;
+  CONTEXT_ASSUMED_SHARES. COCO-Stuff's 171 classes take their shares of COCO-Stuff 10K's images
+  (COCOSTUFF10K_IMAGES; about 66% unlabelled at K = 15). ``--unlabelled-share`` overrides it: each training
+  image then holds an unseen object with that probability;
+- scene classes as horizontal bands behind the objects: Context's stuff classes two or three to an image,
+  COCO-Stuff's 91 stuff classes each in its own share of images (at least one band an image);
 - features with class structure: each class is a Gaussian cluster in 256-d, and each image is painted in
-  its classes' colours, so a stand-in network (the mean colour of each 4 x 4 block, the nearest class
-  colour's cluster centre, Gaussian noise) gives clusters with noisy masks where blocks mix classes.
+  its classes' colours (up to MAX_CLASSES = 216: 6 levels per channel), so a stand-in network (the mean
+  colour of each 4 x 4 block, the nearest class colour's cluster centre, Gaussian noise) gives clusters
+  with noisy masks where blocks mix classes.
   The centres and the class embeddings are linear images of one 8-d code per class (the embeddings with
   noise), so that the generator can learn the map from the seen classes and mining finds pseudo-features
   as it would on real data.
@@ -28,8 +35,9 @@ and then every stage after `features` runs as its own process with the command b
 (``zsseg.pipeline.stage_commands``). Per stage it records the wall time, the peak RSS, the bytes the
 process read and wrote through read and write calls while it worked (the caches dominate: imports and
 the stand-in's files are a few MB), and the size of what it wrote. It fits each figure against F with a
-least-squares line and prints the predicted cost of a full cell and of the 15-cell grid (5 K x 3 seeds;
-the K = 10 cell, the largest, counted 15 times: an upper bound) on this machine.
+least-squares line and prints the predicted cost of a full cell and of the preset's grid (table.k_values x
+table.seeds: VOC's and Context's 15 cells, 5 K x 3 seeds, the K = 10 cell, the largest, counted 15 times: an
+upper bound; COCO-Stuff's 3, K = 15 x 3 seeds) on this machine.
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 from machine_load import other_load_since, snapshot  # noqa: E402
 from zsseg.classifier import LOG_FILE  # noqa: E402
 from zsseg.config import parse_params  # noqa: E402
-from zsseg.datasets import context, voc  # noqa: E402
+from zsseg.datasets import cocostuff, context, voc  # noqa: E402
 from zsseg.datasets.conversion import resolve_class_names  # noqa: E402
 from zsseg.datasets.folder import SPLITS, FolderDataset  # noqa: E402
 from zsseg.disk import directory_bytes  # noqa: E402
@@ -92,11 +100,54 @@ CONTEXT_STUFF = ("building", "ceiling", "floor", "grass", "ground", "mountain", 
 CONTEXT_ASSUMED_SHARES = {"fence": 0.10, "keyboard": 0.02}
 CONTEXT_OTHER_OBJECT_SHARE = 0.05
 # VOC's common image sizes (height, width), 500 px on the long side, and how often each is drawn.
-IMAGE_SIZES = {(375, 500): 0.40, (333, 500): 0.20, (500, 375): 0.12, (500, 333): 0.08, (366, 500): 0.07,
-               (281, 500): 0.05, (400, 500): 0.04, (500, 500): 0.04}
+VOC_IMAGE_SIZES = {(375, 500): 0.40, (333, 500): 0.20, (500, 375): 0.12, (500, 333): 0.08, (366, 500): 0.07,
+                   (281, 500): 0.05, (400, 500): 0.04, (500, 500): 0.04}
+# COCO's images are at most 640 px on the long side, "mostly around 640x480" (github.com/xyfJASON/datasetx,
+# docs/COCO.md). Assumed, not published: which other sizes, and how often each is drawn.
+COCO_ASSUMED_IMAGE_SIZES = {(480, 640): 0.40, (427, 640): 0.15, (640, 480): 0.10, (426, 640): 0.08,
+                            (640, 427): 0.06, (428, 640): 0.05, (425, 640): 0.04, (360, 640): 0.04,
+                            (424, 640): 0.03, (640, 426): 0.03, (640, 640): 0.02}
+# Images per class of COCO-Stuff 10K (10,000 COCO images, v1.1: the same 171 used classes as COCO-Stuff 164K),
+# the "Images" column of github.com/dataset-ninja/cocostuff10k stats/class_balance.json (commit f620382).
+# No per-class image counts of COCO-Stuff 164K's train2017 were found; these shares stand in for them. The
+# two thing counts of train2017 found published agree: person in 64,115 of its 118,287 images (54.2%; here
+# 54.9%) and car in 12,251 (10.4%; here 10.3%) (github.com/potterhsu/easy-faster-rcnn.pytorch, README).
+COCOSTUFF10K_IMAGES = {
+    "person": 5492, "bicycle": 253, "car": 1032, "motorcycle": 299, "airplane": 289, "bus": 336, "train": 281,
+    "truck": 503, "boat": 245, "traffic light": 371, "fire hydrant": 145, "stop sign": 139, "parking meter": 58,
+    "bench": 477, "bird": 250, "cat": 360, "dog": 380, "horse": 244, "sheep": 130, "cow": 174, "elephant": 203,
+    "bear": 72, "zebra": 147, "giraffe": 216, "backpack": 334, "umbrella": 324, "handbag": 444, "tie": 85,
+    "suitcase": 202, "frisbee": 176, "skis": 242, "snowboard": 136, "sports ball": 269, "kite": 189,
+    "baseball bat": 193, "baseball glove": 136, "skateboard": 293, "surfboard": 267, "tennis racket": 267,
+    "bottle": 682, "wine glass": 189, "cup": 740, "fork": 266, "knife": 338, "spoon": 273, "bowl": 597, "banana": 183,
+    "apple": 126, "sandwich": 197, "orange": 116, "broccoli": 114, "carrot": 94, "hot dog": 91, "pizza": 270,
+    "donut": 116, "cake": 230, "chair": 1052, "couch": 361, "potted plant": 391, "bed": 310, "dining table": 1011,
+    "toilet": 280, "tv": 412, "laptop": 281, "mouse": 163, "remote": 192, "keyboard": 177, "cell phone": 213,
+    "microwave": 124, "oven": 223, "toaster": 22, "sink": 378, "refrigerator": 188, "book": 428, "clock": 345,
+    "vase": 272, "scissors": 63, "teddy bear": 169, "hair drier": 8, "toothbrush": 67, "banner": 274, "blanket": 49,
+    "branch": 54, "bridge": 101, "building-other": 1610, "bush": 673, "cabinet": 337, "cage": 33, "cardboard": 82,
+    "carpet": 304, "ceiling-other": 651, "ceiling-tile": 48, "cloth": 161, "clothes": 108, "clouds": 1524,
+    "counter": 371, "cupboard": 272, "curtain": 382, "desk-stuff": 189, "dirt": 579, "door-stuff": 539, "fence": 939,
+    "floor-marble": 50, "floor-other": 502, "floor-stone": 70, "floor-tile": 389, "floor-wood": 440, "flower": 180,
+    "fog": 35, "food-other": 208, "fruit": 73, "furniture-other": 639, "grass": 1761, "gravel": 211,
+    "ground-other": 745, "hill": 270, "house": 415, "leaves": 114, "light": 632, "mat": 67, "metal": 273,
+    "mirror-stuff": 269, "moss": 13, "mountain": 211, "mud": 58, "napkin": 64, "net": 148, "paper": 234,
+    "pavement": 1054, "pillow": 26, "plant-other": 718, "plastic": 120, "platform": 161, "playingfield": 443,
+    "railing": 405, "railroad": 157, "river": 99, "road": 1313, "rock": 262, "roof": 185, "rug": 242, "salad": 30,
+    "sand": 322, "sea": 496, "shelf": 272, "sky-other": 2230, "skyscraper": 76, "snow": 415, "solid-other": 16,
+    "stairs": 180, "stone": 130, "straw": 76, "structural-other": 1027, "table": 580, "tent": 58,
+    "textile-other": 242, "towel": 134, "tree": 3008, "vegetable": 78, "wall-brick": 333, "wall-concrete": 209,
+    "wall-other": 2450, "wall-panel": 107, "wall-stone": 133, "wall-tile": 299, "wall-wood": 227, "water-other": 392,
+    "waterdrops": 18, "window-blind": 205, "window-other": 824, "wood": 300}
+COCOSTUFF10K_TOTAL = 10000
+# COCO-Stuff's 91 stuff classes, PNG indices 91..181 (labels.txt's ids 92..182), all used: laid as bands.
+COCOSTUFF_STUFF = cocostuff.ANNOTATION_NAMES[91:]
 # How far apart the class clusters are, against the noise of each feature pixel.
 CLUSTER_SPREAD, FEATURE_NOISE, EMBEDDING_NOISE, EMBEDDING_DIM, LATENT_DIM = 0.5, 1.0, 0.05, 300, 4
-STAND_IN, MAX_CLASSES = "stand_in", 64
+# The stand-in's colours: 6 levels per channel, 42 apart, so a 4 x 4 block of one class (noise at most +-8 per
+# channel, IMAGE_NOISE) is always nearest its own colour: 216 colours, for COCO-Stuff's 171 classes.
+PALETTE_LEVELS, IMAGE_NOISE = (21, 63, 105, 147, 189, 231), 8
+STAND_IN, MAX_CLASSES = "stand_in", len(PALETTE_LEVELS) ** 3
 
 
 @dataclass(frozen=True)
@@ -107,7 +158,8 @@ class DatasetShape:
     train_images: int                 # the dataset's train split, before the dev split is held out of it
     val_images: int
     image_shares: dict[str, float]    # the share of images that hold an object of each class
-    stuff: tuple[str, ...] = field(default=())
+    stuff: tuple[str, ...] = field(default=())   # scene classes, laid as bands (with a share: each in its share)
+    image_sizes: dict[tuple[int, int], float] = field(default_factory=lambda: VOC_IMAGE_SIZES)  # (h, w): share
 
 
 def _voc_shares(names: tuple[str, ...]) -> dict[str, float]:
@@ -121,6 +173,9 @@ SHAPES = {
     "context": DatasetShape("context", CONTEXT_CLASS_NAMES, context.UNSEEN_ORDER, 4998, 5105, {
         **{name: CONTEXT_OTHER_OBJECT_SHARE for name in CONTEXT_CLASS_NAMES[1:] if name not in CONTEXT_STUFF},
         **_voc_shares(CONTEXT_CLASS_NAMES), **CONTEXT_ASSUMED_SHARES}, CONTEXT_STUFF),
+    "cocostuff": DatasetShape("cocostuff", cocostuff.CLASS_NAMES, cocostuff.UNSEEN, 118287, 5000,
+                              {name: COCOSTUFF10K_IMAGES[name] / COCOSTUFF10K_TOTAL for name in cocostuff.CLASS_NAMES},
+                              COCOSTUFF_STUFF, COCO_ASSUMED_IMAGE_SIZES),
 }
 
 
@@ -130,8 +185,8 @@ def unlabelled_share(shape: DatasetShape, k: int) -> float:
 
 
 def palette(count: int) -> np.ndarray:
-    """``count`` colours 64 levels apart on each channel: the nearest one survives mixing and noise."""
-    levels = np.array([32, 96, 160, 224])
+    """``count`` colours 42 levels apart on each channel: the nearest one survives the image noise."""
+    levels = np.array(PALETTE_LEVELS)
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
     if count > len(grid):
         raise ValueError(f"{count} classes need more than {len(grid)} colours")
@@ -140,13 +195,27 @@ def palette(count: int) -> np.ndarray:
 
 def synthetic_label(shape: DatasetShape, rng: np.random.Generator, forced_unseen: bool | None,
                     unseen: set[int]) -> np.ndarray:
-    """A label map: scene bands (Context), then one rectangle per present object class, 255 borders."""
-    height, width = list(IMAGE_SIZES)[rng.choice(len(IMAGE_SIZES), p=list(IMAGE_SIZES.values()))]
+    """A label map: scene bands (Context, COCO-Stuff), then one rectangle per present object class, 255 borders."""
+    sizes = shape.image_sizes
+    height, width = list(sizes)[rng.choice(len(sizes), p=list(sizes.values()))]
     names = shape.class_names
     label = np.zeros((height, width), dtype=np.uint8)
-    if shape.stuff:
-        bands = rng.choice([names.index(name) for name in shape.stuff], size=rng.integers(2, 4), replace=False)
+    stuff = [names.index(name) for name in shape.stuff]
+    if stuff and all(name in shape.image_shares for name in shape.stuff):
+        # COCO-Stuff: each stuff class in its share of images, independently; full-width bands of at least a
+        # row each, which one rectangle (at most 60% wide) never covers whole: each stays in the label unless
+        # several rectangles together cover a thin band.
+        bands = [index for index in stuff if rng.random() < shape.image_shares[names[index]]]
+        if forced_unseen is not None:
+            bands = [index for index in bands if index not in unseen]
+        if not bands:
+            bands = [int(rng.choice([index for index in stuff if index not in unseen]))]
+        bands = rng.permutation(bands)
+        edges = np.sort(rng.choice(np.arange(1, height), size=len(bands) - 1, replace=False))
+    elif stuff:
+        bands = rng.choice(stuff, size=rng.integers(2, 4), replace=False)
         edges = np.sort(rng.integers(0, height, size=len(bands) - 1))
+    if stuff:
         for band, start, stop in zip(bands, [0, *edges], [*edges, height]):
             label[start:stop] = band
     objects = [index for index, name in enumerate(names)
@@ -156,7 +225,8 @@ def synthetic_label(shape: DatasetShape, rng: np.random.Generator, forced_unseen
         if forced_unseen:
             objects.append(int(rng.choice(sorted(unseen))))
     if not objects:
-        seen_objects = [i for i, name in enumerate(names) if name in shape.image_shares and i not in unseen]
+        seen_objects = [i for i, name in enumerate(names)
+                        if name in shape.image_shares and name not in shape.stuff and i not in unseen]
         objects = [int(rng.choice(seen_objects))]
     for index in rng.permutation(objects):
         box_height, box_width = (rng.uniform(0.15, 0.6, size=2) * (height, width)).astype(int)
@@ -189,7 +259,7 @@ def write_dataset(root: Path, shape: DatasetShape, fraction: float, k: int, dev_
             forced = (rng.random() < share) if share is not None and split == "train" else None
             label = synthetic_label(shape, rng, forced, unseen)
             painted = np.where(label == IGNORE_INDEX, 0, label)
-            image = colours[painted] + rng.integers(-8, 9, size=(*label.shape, 3))
+            image = colours[painted] + rng.integers(-IMAGE_NOISE, IMAGE_NOISE + 1, size=(*label.shape, 3))
             Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / "images" / f"{image_id}.png")
             Image.fromarray(label).save(root / "labels" / f"{image_id}.png")
     return counts
@@ -352,8 +422,16 @@ def predicted(cells: list[dict], stage: str, figure: str) -> float | None:
     return max(0.0, intercept + slope)
 
 
+def preset_grid(shape: DatasetShape) -> tuple[list[int], int]:
+    """The preset's table.k_values and its number of cells (K values x seeds)."""
+    table = preset_params(shape, 1, 0)["table"]
+    return list(table["k_values"]), len(table["k_values"]) * len(table["seeds"])
+
+
 def report(cells: list[dict], shape: DatasetShape, k: int) -> str:
     gigabyte = 1e9
+    k_values, grid = preset_grid(shape)
+    bound = ", an upper bound" if len(k_values) > 1 else ""
     fractions = ", ".join(str(Fraction(cell["fraction"]).limit_denominator()) for cell in cells)
     unlabelled = ", ".join(f"{cell['unlabelled_train_images']}/{cell['images']['train']}" for cell in cells)
     lines = [f"{shape.preset}, K = {k}: fractions {fractions}; unlabelled train images {unlabelled}",
@@ -387,20 +465,20 @@ def report(cells: list[dict], shape: DatasetShape, k: int) -> str:
               f"{peak / gigabyte:.2f} GB peak RSS, "
               f"{after['read'] / gigabyte:.1f} GB read, {totals['output_bytes'] / gigabyte:.1f} GB written to data/ "
               f"(features included)",
-              f"15-cell grid (15 x this K = {k} cell, an upper bound): {15 * after['seconds'] / 3600:.1f} h, "
-              f"{15 * after['read'] / 1e12:.2f} TB read, {15 * totals['output_bytes'] / 1e12:.2f} TB on disk"]
+              f"{grid}-cell grid ({grid} x this K = {k} cell{bound}): {grid * after['seconds'] / 3600:.1f} h, "
+              f"{grid * after['read'] / 1e12:.2f} TB read, {grid * totals['output_bytes'] / 1e12:.2f} TB on disk"]
     return "\n".join(lines)
 
 
 def network_seconds_per_image(shape: DatasetShape) -> tuple[str, float]:
-    """The preset's real network (random weights), timed over two VOC-size images one at a time on this
-    machine's CPU with the preset's threads: the work evaluate does per val or dev image on top of the
-    stand-in's."""
+    """The preset's real network (random weights), timed over two images of the shape's most common size one
+    at a time on this machine's CPU with the preset's threads: the work evaluate does per val or dev image on
+    top of the stand-in's."""
     params = parse_params(preset_params(shape, 10, 0))
     torch.set_num_threads(params.threads)
     backbone = params.backbone
     network = SegmentationNetwork(backbone.arch, 2, backbone.feature_dim, backbone.aspp_rates).eval()
-    image = torch.rand(1, 3, *list(IMAGE_SIZES)[0]) * 255
+    image = torch.rand(1, 3, *max(shape.image_sizes, key=shape.image_sizes.get)) * 255
     with torch.no_grad():
         network.features(image)
         started = time.perf_counter()
@@ -429,7 +507,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(SHAPES), required=True)
     parser.add_argument("--fractions", nargs="+", default=[1 / 32, 1 / 16, 1 / 8], type=lambda t: float(Fraction(t)))
-    parser.add_argument("--k", type=int, default=10, help="unseen classes (default 10, the largest cell)")
+    parser.add_argument("--k", type=int, default=None, help="unseen classes (default: the largest of the preset's "
+                                                             "table.k_values, the largest cell: 10; COCO-Stuff 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unlabelled-share", type=float, default=None,
                         help="the share of training images with an unseen object (default: from the class shares)")
@@ -440,9 +519,12 @@ def main() -> None:
     parser.add_argument("--no-network", action="store_true", help="skip timing the real network")
     args = parser.parse_args()
     shape = SHAPES[args.dataset]
+    k_values, _ = preset_grid(shape)
+    if args.k is None:
+        args.k = max(k_values)
     share = args.unlabelled_share
     print(f"{shape.preset}: unlabelled share of train images per K from the class shares: "
-          + ", ".join(f"K={k} {unlabelled_share(shape, k):.2f}" for k in (2, 4, 6, 8, 10))
+          + ", ".join(f"K={k} {unlabelled_share(shape, k):.2f}" for k in k_values)
           + (f"; overridden: {share}" if share is not None else ""))
     load = snapshot()
     work = Path(args.work)

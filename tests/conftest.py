@@ -171,18 +171,27 @@ def pytest_collection_modifyitems(items):
 
 
 # Tiny pipelines shared by the pipeline, determinism and prediction tests (tests/pipeline_runs.py).
-# The DVC and Snakemake chains run at the same time: most of their time is single-threaded process
-# start-up, so two chains on two cores take little longer than one.
-@pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory) -> dict:
+# They start in the background with the session's first test, whenever a collected test needs them: most
+# of their time is single-threaded process start-up, so they overlap with the tests before their first
+# user instead of waiting for it. The DVC and Snakemake chains also run beside each other, for the same
+# reason.
+@pytest.fixture(scope="session", autouse=True)
+def tiny_runs_started(request, tmp_path_factory):
     from concurrent.futures import ThreadPoolExecutor
 
     from pipeline_runs import dvc_chain, snakemake_chain
 
+    if not any("tiny_runs" in item.fixturenames for item in request.session.items):
+        yield []
+        return
     base = tmp_path_factory.mktemp("pipelines")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        chains = [pool.submit(chain, base) for chain in (dvc_chain, snakemake_chain)]
-        return {name: path for chain in chains for name, path in chain.result().items()}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tiny-runs") as pool:
+        yield [pool.submit(chain, base) for chain in (dvc_chain, snakemake_chain)]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_runs_started) -> dict:
+    return {name: path for chain in tiny_runs_started for name, path in chain.result().items()}
 
 
 @pytest.fixture(scope="session")

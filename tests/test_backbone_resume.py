@@ -279,7 +279,7 @@ def test_the_stage_deletes_its_resume_state_once_its_output_is_written(training_
 # --- the real kill ---------------------------------------------------------------------------------------------
 
 # The demo, shrunk, with epochs of 16 steps that save after each: long enough for the third to be caught.
-KILLED_DEMO = {"demo.train_images": 60, "demo.image_size": 96, "backbone.epochs": 3, "backbone.batch_size": 2,
+KILLED_DEMO = {"demo.train_images": 30, "demo.image_size": 64, "backbone.epochs": 3, "backbone.batch_size": 2,
                "backbone.checkpoint_minutes": 1e-9}
 STATE = Path("data/backbone.resume.pt")
 

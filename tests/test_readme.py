@@ -2,7 +2,7 @@
 project, in a shell that starts without the virtual environment on its PATH.
 
 Two departures keep it to minutes, and both are said here: params.yaml is shrunk to the tests' tiny
-pipeline (with one seed), and the copy's `.venv` is this suite's own environment (a link), so that `make run` finds it
+pipeline (with one grid cell), and the copy's `.venv` is this suite's own environment (a link), so that `make run` finds it
 installed instead of installing a second one; CI's `make test` has just installed it from scratch on a
 fresh clone. `make test` itself is not run: this test is part of it.
 """
@@ -52,8 +52,9 @@ def test_the_readme_commands_work_in_order_from_a_clean_copy(tmp_path):
     assert "zsseg plan" in commands
     root = clean_copy(tmp_path / "project")
     (root / ".venv").symlink_to(VENV)
-    # One seed: the grid's statistics over seeds are tested on the tiny runs (tests/test_pipeline.py).
-    write_params(root / "params.yaml", tiny_params(**{"table.seeds": [0]}))
+    # One cell, K = 2 and seed 0: the grid's statistics over K and seeds are tested on the tiny runs
+    # (tests/test_pipeline.py).
+    write_params(root / "params.yaml", tiny_params(**{"table.k_values": [2], "table.seeds": [0]}))
     environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     environment["PATH"] = os.pathsep.join(entry for entry in environment["PATH"].split(os.pathsep)
                                           if not Path(entry).resolve().is_relative_to(VENV.resolve()))
